@@ -1,0 +1,42 @@
+# Every target creates .venv when it is missing and installs what it needs (pinned by constraints.txt).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: install install-dev demo test test-full lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-runtime: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e '.[dev]'
+	touch $@ $(VENV)/.installed-runtime
+
+install: $(VENV)/.installed-runtime
+install-dev: $(VENV)/.installed-dev
+
+# The main job: loss x sparsity on the embedded synthetic tiles (CPU), then the results table.
+demo: $(VENV)/.installed-runtime
+	rm -rf outputs/demo
+	$(BIN)/ece-train -m experiment=demo
+	$(BIN)/ece-report outputs/demo
+
+# Fast tests (the `slow` marker is excluded by pyproject's addopts).
+test: $(VENV)/.installed-dev
+	$(BIN)/pytest
+
+# Every test, the slow ones included.
+test-full: $(VENV)/.installed-dev
+	$(BIN)/pytest -m "slow or not slow"
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check ece_lightning tests
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache

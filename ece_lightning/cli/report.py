@@ -1,0 +1,124 @@
+"""`ece-report DIR`: gather every metrics.json under DIR into results.csv, results.md and a plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import atomic_write_text
+
+KEY_COLUMNS = ["dataset", "task", "model", "loss", "sparsity", "seed"]
+METRIC_COLUMNS = ["test/dice", "test/aji", "test/f1", "test/precision", "test/recall", "test/exclusive_recall",
+                  "test/fg_ratio"]
+SHORT_NAMES = {column: column.removeprefix("test/") for column in METRIC_COLUMNS}
+
+
+def collect(root: Path) -> tuple[pd.DataFrame, list[str]]:
+    """One row per readable metrics.json under ``root`` (sorted), and a warning per unreadable one."""
+    rows, problems = [], []
+    for path in sorted(root.rglob("metrics.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            problems.append(f"{path}: unreadable ({error}); skipped")
+            continue
+        missing = [key for key in KEY_COLUMNS if key not in data]
+        if not isinstance(data, dict) or missing:
+            problems.append(f"{path}: missing field(s) {', '.join(missing)}; skipped")
+            continue
+        data["run_dir"] = str(path.parent.relative_to(root))
+        rows.append(data)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+    return frame, problems
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader compares: keys, test metrics that any run reported, epochs and wall time."""
+    metrics = [c for c in METRIC_COLUMNS if c in frame.columns and frame[c].notna().any()]
+    extras = [c for c in ("epochs", "wall_s") if c in frame.columns]
+    return frame[KEY_COLUMNS + metrics + extras].rename(columns=SHORT_NAMES)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    def cell(value) -> str:
+        if isinstance(value, float):
+            if pd.isna(value):
+                return ""
+            return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+        return str(value)
+
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    lines = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *lines]) + "\n"
+
+
+def plot_metric_vs_sparsity(frame: pd.DataFrame, metric: str, path: Path) -> Path | None:
+    """Test ``metric`` against sparsity, one line per (dataset, task, loss); seeds give error bars."""
+    if metric not in frame.columns or frame[metric].isna().all():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (dataset, task, loss), group in frame.groupby(["dataset", "task", "loss"], sort=True):
+        stats = group.groupby("sparsity")[metric].agg(["mean", "std"]).reset_index()
+        ax.errorbar(stats["sparsity"], stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3,
+                    label=f"{loss} ({dataset}, {task})")
+    ax.set_xlabel("sparsity (fraction of annotated objects)")
+    ax.set_ylabel(SHORT_NAMES.get(metric, metric))
+    ax.set_xlim(0, 1.05)
+    ax.set_ylim(0, 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def report(root: Path, out_dir: Path | None = None) -> tuple[pd.DataFrame, list[Path]]:
+    """Write results.csv, results.md and the Dice-vs-sparsity plot for the runs under ``root``;
+    returns the summary table and the files written."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such directory (give a run or sweep output directory)")
+    frame, problems = collect(root)
+    for problem in problems:
+        print(f"ece-report: warning: {problem}", file=sys.stderr)
+    if frame.empty:
+        raise FileNotFoundError(f"{root}: no metrics.json found under it (did the runs finish?)")
+    out_dir = out_dir or root
+    table = summary_table(frame)
+    written = [atomic_write_text(out_dir / "results.csv", frame.to_csv(index=False)),
+               atomic_write_text(out_dir / "results.md", to_markdown(table))]
+    plot = plot_metric_vs_sparsity(frame, "test/dice", out_dir / "dice_vs_sparsity.png")
+    return table, written + ([plot] if plot else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ece-report", description=__doc__)
+    parser.add_argument("directory", type=Path, help="run or sweep output directory to search for metrics.json")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the results (default: DIRECTORY)")
+    args = parser.parse_args(argv)
+    try:
+        table, written = report(args.directory, args.out)
+    except FileNotFoundError as error:
+        print(f"ece-report: error: {error}", file=sys.stderr)
+        return 2
+    print(to_markdown(table))
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

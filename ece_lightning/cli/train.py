@@ -1,0 +1,123 @@
+"""`ece-train`: one training run, or a multirun sweep with `-m`, from conf/train.yaml.
+
+Each run trains, tests with the final weights and writes ``metrics.json`` (DESIGN.md's run-output
+contract) next to ``checkpoints/last.ckpt``, the composed config in ``.hydra/`` and the CSV log.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import CONFIG_DIR, ConfigError, validate_config
+from ..io import atomic_write_json
+from ..logging_setup import build_loggers, finish_wandb
+
+log = logging.getLogger("ece_lightning.train")
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def build_run(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule]:
+    """The LightningModule and DataModule a validated config names."""
+    from ..tasks import TASKS
+
+    module_cls, datamodule_cls = TASKS[cfg.task.name]
+    dataset = _plain(cfg.dataset)
+    for key in ("name", "exhaustive_test"):
+        dataset.pop(key, None)
+    datamodule = datamodule_cls(**dataset)
+    task = _plain(cfg.task)
+    module = module_cls(model=_plain(cfg.model), loss=_plain(cfg.loss), optimizer=_plain(cfg.optimizer),
+                        postprocess=task.get("postprocess"))
+    return module, datamodule
+
+
+def run_metrics(cfg: DictConfig, trainer: pl.Trainer, test_results: dict[str, float], wall_s: float,
+                datamodule: pl.LightningDataModule) -> dict[str, Any]:
+    """The flat ``metrics.json`` object."""
+    metrics: dict[str, Any] = {
+        "dataset": cfg.dataset.name,
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "loss": cfg.loss.name,
+        "sparsity": float(cfg.sparsity),
+        "seed": int(cfg.seed),
+        "epochs": int(trainer.current_epoch),
+        "steps": int(trainer.global_step),
+        "wall_s": round(wall_s, 2),
+        "name": cfg.name,
+        "exhaustive_test": bool(cfg.dataset.get("exhaustive_test", True)),
+    }
+    for split, (annotated, total) in getattr(datamodule, "annotated_objects", {}).items():
+        metrics[f"objects/{split}_annotated"] = annotated
+        metrics[f"objects/{split}_total"] = total
+    for key, value in trainer.callback_metrics.items():
+        if key.startswith(("val/", "train/loss_epoch")):
+            metrics[key] = float(value)
+    metrics.update({key: float(value) for key, value in test_results.items()})
+    return metrics
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test one run; returns (and writes) its metrics. Loggers are closed even on failure."""
+    validate_config(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    log.info("run %s: dataset=%s task=%s loss=%s sparsity=%s seed=%s -> %s", cfg.name, cfg.dataset.name,
+             cfg.task.name, cfg.loss.name, cfg.sparsity, cfg.seed, output_dir)
+    started = time.perf_counter()
+    pl.seed_everything(int(cfg.seed), workers=True)
+    module, datamodule = build_run(cfg)
+    tags = [f"dataset:{cfg.dataset.name}", f"task:{cfg.task.name}", f"loss:{cfg.loss.name}",
+            f"sparsity:{cfg.sparsity}", *list(cfg.get("tags") or [])]
+    failed = True
+    try:
+        loggers = build_loggers(cfg.get("logger"), tags)
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()
+                     if isinstance(c, DictConfig) and "_target_" in c]
+        trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+        trainer.fit(module, datamodule=datamodule)
+        test_results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+        metrics = run_metrics(cfg, trainer, test_results, time.perf_counter() - started, datamodule)
+        atomic_write_json(output_dir / "metrics.json", metrics)
+        summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith("test/"))
+        log.info("finished in %.1f s: %s", metrics["wall_s"], summary)
+        failed = False
+        return metrics
+    finally:
+        finish_wandb(failed)
+
+
+def _remove_empty_run_dir(output_dir: Path) -> None:
+    """A run rejected before it started leaves no output folder behind (only Hydra's own files were there)."""
+    if output_dir.is_dir() and {p.name for p in output_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(output_dir, ignore_errors=True)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    torch.set_float32_matmul_precision("high")
+    try:
+        metrics = train(cfg)
+    except ConfigError as error:
+        print(f"ece-train: {error}", file=sys.stderr)
+        _remove_empty_run_dir(Path(cfg.paths.output_dir))
+        raise SystemExit(2) from None
+    return metrics.get("test/dice")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Validation of a composed run config: every problem is reported with the key that holds it and
+what would be valid, before any data is generated or any model built."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+TOP_LEVEL_KEYS = frozenset({
+    "name", "sparsity", "seed", "optimizer", "tags", "dataset", "task", "model", "loss", "trainer", "logger",
+    "callbacks", "paths",
+})
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or out of range; the message names each offending key."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check(errors: list[str], condition: bool, message: str) -> None:
+    if not condition:
+        errors.append(message)
+
+
+def _registry_check(errors: list[str], key: str, value: Any, valid: Iterable[str]) -> None:
+    valid = sorted(valid)
+    _check(errors, value in valid, f"{key}={value!r} is not registered; valid: {', '.join(valid)}")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every invalid key of a composed ``train.yaml`` config."""
+    from .data.sources import SOURCES
+    from .inference.postprocess import METHODS
+    from .losses import LOSSES
+    from .models import MODELS
+    from .tasks import TASKS
+
+    errors: list[str] = []
+    unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS)
+    _check(errors, not unknown, f"unknown top-level key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+    for group in ("dataset", "task", "model", "loss", "trainer"):
+        if not isinstance(cfg.get(group), DictConfig):
+            errors.append(f"{group} is missing: choose one with `{group}=<name>` (see conf/{group}/)")
+    if errors:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+    sparsity = cfg.get("sparsity")
+    _check(errors, _is_number(sparsity) and 0.0 < sparsity <= 1.0,
+           f"sparsity={sparsity!r} is out of range: it must lie in (0, 1], the fraction of annotated "
+           "objects kept (1.0 = exhaustive)")
+    seed = cfg.get("seed")
+    _check(errors, _is_int(seed) and seed >= 0, f"seed={seed!r} must be an integer >= 0")
+
+    optimizer = cfg.get("optimizer") or {}
+    lr = optimizer.get("lr")
+    _check(errors, _is_number(lr) and lr > 0, f"optimizer.lr={lr!r} must be a number > 0")
+    betas = optimizer.get("betas")
+    _check(errors, betas is not None and len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas),
+           f"optimizer.betas={OmegaConf.to_container(betas) if betas is not None else None!r} must be two "
+           "numbers in [0, 1)")
+    weight_decay = optimizer.get("weight_decay", 0.0)
+    _check(errors, _is_number(weight_decay) and weight_decay >= 0,
+           f"optimizer.weight_decay={weight_decay!r} must be a number >= 0")
+
+    _registry_check(errors, "task.name", cfg.task.get("name"), TASKS)
+    _registry_check(errors, "model.name", cfg.model.get("name"), MODELS)
+    _registry_check(errors, "loss.name", cfg.loss.get("name"), LOSSES)
+    _registry_check(errors, "dataset.source", cfg.dataset.get("source"), SOURCES)
+    postprocess = cfg.task.get("postprocess") or {}
+    if "method" in postprocess:
+        _registry_check(errors, "task.postprocess.method", postprocess.method, METHODS)
+
+    dataset = cfg.dataset
+    for key in ("batch_size", "num_train", "num_val", "num_test", "image_size"):
+        if key in dataset:
+            value = dataset[key]
+            _check(errors, _is_int(value) and value >= 1, f"dataset.{key}={value!r} must be an integer >= 1")
+    num_workers = dataset.get("num_workers", 0)
+    _check(errors, _is_int(num_workers) and num_workers >= 0,
+           f"dataset.num_workers={num_workers!r} must be an integer >= 0")
+
+    model = cfg.model
+    for key in ("base_channels", "depth", "in_channels"):
+        if key in model:
+            value = model[key]
+            _check(errors, _is_int(value) and value >= 1, f"model.{key}={value!r} must be an integer >= 1")
+    if cfg.task.get("name") == "segmentation":
+        classes = model.get("num_classes")
+        _check(errors, _is_int(classes) and classes >= 2,
+               f"model.num_classes={classes!r} must be an integer >= 2 (background + foreground classes)")
+    depth, size = model.get("depth"), dataset.get("image_size")
+    if model.get("name") == "unet" and _is_int(depth) and depth >= 1 and _is_int(size) and size >= 1:
+        _check(errors, size % 2**depth == 0,
+               f"dataset.image_size={size} must be divisible by 2**model.depth = {2**depth} "
+               f"(e.g. {max(2**depth, size - size % 2**depth)})")
+
+    max_epochs = cfg.trainer.get("max_epochs")
+    _check(errors, _is_int(max_epochs) and max_epochs >= 1, f"trainer.max_epochs={max_epochs!r} must be an integer >= 1")
+
+    if errors:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))

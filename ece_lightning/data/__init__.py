@@ -1,0 +1,1 @@
+"""Data: synthetic generator, readers of native dataset formats, sparsifier and the DataModule."""

@@ -1,0 +1,78 @@
+"""LightningDataModule: loads a dataset source, makes train/val annotations sparse, serves loaders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from .dataset import InstanceMapDataset
+from .sources import Split, load_splits
+from .sparsify import check_sparsity, sparsify_instances
+
+# Image ids of the sparsifier are offset per split so train and val images never share a draw.
+_SPLIT_ID_OFFSET = {"train": 0, "val": 1_000_000}
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """Train and validation annotations keep a fraction ``sparsity`` of their instances (whole
+    objects, seeded per image); the test split stays exhaustive.
+
+    Args:
+        source: registered dataset source (``synthetic``; real datasets register their readers).
+        sparsity: fraction in (0, 1] of annotated instances kept in train and validation.
+        sparsify_seed: seed of the sparse annotation set.
+        batch_size: global batch size of the training loader (evaluation uses the same).
+        num_workers: loader worker processes (0 = in the main process).
+        **source_options: passed to the source (e.g. ``num_train``, ``image_size``, ``seed``).
+    """
+
+    def __init__(self, source: str = "synthetic", sparsity: float = 1.0, sparsify_seed: int = 0,
+                 batch_size: int = 8, num_workers: int = 0, **source_options: Any):
+        super().__init__()
+        self.source = source
+        self.sparsity = check_sparsity(sparsity)
+        self.sparsify_seed = int(sparsify_seed)
+        if int(batch_size) < 1:
+            raise ValueError(f"dataset.batch_size={batch_size} must be >= 1")
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.source_options = source_options
+        self.datasets: dict[str, InstanceMapDataset] = {}
+        self.annotated_objects: dict[str, tuple[int, int]] = {}
+
+    def _sparse(self, split_name: str, split: Split) -> np.ndarray:
+        offset = _SPLIT_ID_OFFSET[split_name]
+        return np.stack([
+            sparsify_instances(inst, self.sparsity, self.sparsify_seed, offset + i)
+            for i, inst in enumerate(split.instances)
+        ])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        splits = load_splits(self.source, **self.source_options)
+        for name, split in splits.items():
+            instances = self._sparse(name, split) if name in _SPLIT_ID_OFFSET else split.instances
+            self.datasets[name] = InstanceMapDataset(split.images, instances)
+            self.annotated_objects[name] = (_count_objects(instances), _count_objects(split.instances))
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+def _count_objects(instances: np.ndarray) -> int:
+    return int(sum(len(np.unique(m)) - (1 if (m == 0).any() else 0) for m in instances))

@@ -1,0 +1,1 @@
+"""Readers of native dataset formats (one module per format)."""

@@ -1,0 +1,1 @@
+"""Inference helpers: prediction post-processing (tiled whole-slide prediction comes later)."""

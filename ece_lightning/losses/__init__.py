@@ -1,0 +1,28 @@
+"""Loss registry: a config names an entry (``loss.name``) and passes its arguments.
+
+Every loss is a pure-torch ``nn.Module`` called as ``loss(logits, target)``. A loss that needs the
+dataset sample index (temporal-ensembling baselines) sets ``requires_index = True`` and is then
+called as ``loss(logits, target, index=...)``; one with a training schedule exposes
+``set_progress(epoch, max_epochs)``, which the annealing callback drives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from .ce import CrossEntropy
+
+LOSSES: dict[str, Callable[..., nn.Module]] = {"ce": CrossEntropy}
+
+
+def build_loss(name: str, **kwargs: Any) -> nn.Module:
+    """Instantiate the registered loss ``name`` with ``kwargs``; unknown names list the valid ones."""
+    if name not in LOSSES:
+        raise KeyError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name](**kwargs)
+
+
+__all__ = ["LOSSES", "CrossEntropy", "build_loss"]

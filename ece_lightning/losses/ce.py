@@ -1,0 +1,44 @@
+"""Plain cross-entropy: the baseline that treats every unannotated element as background."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r} is not one of {', '.join(REDUCTIONS)}")
+    return reduction
+
+
+class CrossEntropy(nn.Module):
+    """Cross-entropy for multiclass logits (N, C, ...) and integer targets (N, ...).
+
+    With a single logit channel (N, 1, ...) or logits shaped like the target it is the binary
+    cross-entropy with logits against float targets in [0, 1].
+
+    Args:
+        class_weights: optional per-class weights (multiclass only), e.g. ``[1.0, 2.0]``.
+        reduction: ``mean`` (over elements), ``sum`` or ``none`` (per-element tensor shaped like the target).
+    """
+
+    def __init__(self, class_weights: list[float] | None = None, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+        weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        self.register_buffer("class_weights", weight, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.shape == target.shape or (logits.dim() == target.dim() + 1 and logits.shape[1] == 1):
+            logits = logits.reshape(target.shape)
+            return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction=self.reduction)
+        if logits.dim() != target.dim() + 1 or logits.shape[:1] + logits.shape[2:] != target.shape:
+            raise ValueError(
+                f"logits {tuple(logits.shape)} do not fit target {tuple(target.shape)}: expected "
+                "logits (N, C, ...) with target (N, ...), or logits shaped like a float target"
+            )
+        return F.cross_entropy(logits, target.long(), weight=self.class_weights, reduction=self.reduction)

@@ -1,0 +1,71 @@
+"""U-Net (Ronneberger et al. 2015) with padded convolutions, so the output has the input's size."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """The original U-Net: two 3x3 conv + ReLU per level, 2x2 max-pool down, 2x2 transposed conv up,
+    skip concatenation, 1x1 head. Channels double at each pooling.
+
+    Transposed convolutions (not bilinear up-sampling) also keep ``Trainer(deterministic=True)``
+    usable on CUDA.
+
+    Args:
+        in_channels: image channels (3 for RGB).
+        num_classes: output channels (logits), 2 for foreground/background segmentation.
+        base_channels: channels of the first level (paper: 64; CPU demos use 8-16).
+        depth: number of poolings (paper: 4). Inputs must have sides divisible by ``2**depth``.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, base_channels: int = 64, depth: int = 4):
+        super().__init__()
+        if in_channels < 1 or num_classes < 1 or base_channels < 1:
+            raise ValueError(
+                f"in_channels={in_channels}, num_classes={num_classes} and base_channels={base_channels} "
+                "must all be >= 1"
+            )
+        if depth < 1:
+            raise ValueError(f"depth={depth} must be >= 1 (the number of 2x2 poolings)")
+        self.depth = depth
+        widths = [base_channels * 2**level for level in range(depth + 1)]
+        self.encoders = nn.ModuleList()
+        channels = in_channels
+        for width in widths[:-1]:
+            self.encoders.append(_double_conv(channels, width))
+            channels = width
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = _double_conv(widths[-2], widths[-1])
+        self.upsamplers = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in reversed(range(depth)):
+            self.upsamplers.append(nn.ConvTranspose2d(widths[level + 1], widths[level], kernel_size=2, stride=2))
+            self.decoders.append(_double_conv(2 * widths[level], widths[level]))
+        self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        multiple = 2**self.depth
+        if x.shape[-2] % multiple or x.shape[-1] % multiple:
+            raise ValueError(
+                f"U-Net of depth {self.depth} needs input sides divisible by {multiple}, got {tuple(x.shape[-2:])}"
+            )
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
+            x = decoder(torch.cat([upsample(x), skip], dim=1))
+        return self.head(x)

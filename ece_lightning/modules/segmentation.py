@@ -1,0 +1,86 @@
+"""Segmentation LightningModule: wires network, loss, optimiser, post-processing and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torchmetrics import MetricCollection
+
+from ..inference.postprocess import foreground_to_instances
+from ..losses import build_loss
+from ..metrics import AggregatedJaccardIndex, DiceScore, ForegroundRatio
+from ..models import build_model
+
+
+class SegmentationModule(pl.LightningModule):
+    """Semantic foreground segmentation trained from (sparse) instance annotations.
+
+    Built from plain config dicts so a checkpoint restores itself (``load_from_checkpoint``).
+
+    Args:
+        model: registry config of the network, e.g. ``{"name": "unet", "base_channels": 16}``.
+        loss: registry config of the loss, e.g. ``{"name": "ce"}``.
+        optimizer: Adam settings ``lr``, ``betas`` and ``weight_decay``.
+        postprocess: how predicted foreground becomes instances for AJI
+            (``method``: components | watershed, ``min_size``, ``min_distance``).
+    """
+
+    def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
+                 postprocess: dict[str, Any] | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_model(**model)
+        self.criterion = build_loss(**loss)
+        self.optimizer_cfg = {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.0, **(optimizer or {})}
+        self.postprocess_cfg = dict(postprocess or {})
+        metrics = MetricCollection({"dice": DiceScore(), "aji": AggregatedJaccardIndex(),
+                                    "fg_ratio": ForegroundRatio()}, compute_groups=False)
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def _loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if getattr(self.criterion, "requires_index", False):
+            return self.criterion(logits, batch["target"], index=batch["index"])
+        return self.criterion(logits, batch["target"])
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self(batch["image"]), batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
+        logits = self(batch["image"])
+        self.log(f"{prefix}/loss", self._loss(logits, batch), batch_size=len(batch["image"]))
+        foreground = logits.argmax(dim=1) > 0
+        instances = torch.stack([
+            torch.from_numpy(foreground_to_instances(fg, **self.postprocess_cfg))
+            for fg in foreground.cpu().numpy()
+        ])
+        target = batch["instances"].cpu()
+        metrics["dice"].update(foreground.cpu(), target > 0)
+        metrics["aji"].update(instances, target)
+        metrics["fg_ratio"].update(foreground.cpu(), target > 0)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        cfg = self.optimizer_cfg
+        return torch.optim.Adam(self.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
+                                weight_decay=cfg["weight_decay"])

@@ -1,0 +1,41 @@
+import json
+
+import pandas as pd
+
+from ece_lightning.cli.report import main
+
+from .helpers import run_cli
+
+
+def _write(root, name, loss, sparsity, seed, dice):
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({
+        "dataset": "synthetic", "task": "segmentation", "model": "unet", "loss": loss, "sparsity": sparsity,
+        "seed": seed, "epochs": 2, "wall_s": 1.5, "test/dice": dice, "test/aji": dice / 2,
+    }))
+
+
+def test_report_aggregates_every_run(tmp_path, capsys):
+    _write(tmp_path, "b", "ce", 1.0, 0, 0.9)
+    _write(tmp_path, "a", "ce", 0.3, 0, 0.2)
+    _write(tmp_path, "c/nested", "ce", 0.3, 1, 0.4)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{not json")
+    assert main([str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "broken/metrics.json: unreadable" in captured.err
+    frame = pd.read_csv(tmp_path / "results.csv")
+    assert frame[["sparsity", "seed", "test/dice"]].values.tolist() == [[0.3, 0, 0.2], [0.3, 1, 0.4], [1.0, 0, 0.9]]
+    markdown = (tmp_path / "results.md").read_text().splitlines()
+    assert markdown[0].startswith("| dataset | task | model | loss | sparsity | seed | dice | aji |")
+    assert len(markdown) == 2 + 3
+    assert "| synthetic | segmentation | unet | ce | 1.000 | 0 | 0.900 | 0.450 |" in captured.out
+    assert (tmp_path / "dice_vs_sparsity.png").stat().st_size > 1000
+
+
+def test_report_of_an_empty_directory_fails_clearly(tmp_path):
+    result = run_cli("ece-report", str(tmp_path))
+    assert result.returncode == 2
+    assert "no metrics.json found" in result.stderr
+    assert not (tmp_path / "results.csv").exists()

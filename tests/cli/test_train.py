@@ -1,0 +1,65 @@
+"""`ece-train` as a user runs it: a subprocess with Hydra overrides."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from ece_lightning.modules import SegmentationModule
+
+from .helpers import TINY, run_cli
+
+REQUIRED = {"dataset", "task", "model", "loss", "sparsity", "seed", "epochs", "wall_s", "test/dice", "test/aji"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = run_cli("ece-train", *TINY, "sparsity=0.5", "seed=3", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_run_writes_a_valid_metrics_json(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert REQUIRED <= set(metrics)
+    assert metrics["dataset"] == "synthetic" and metrics["task"] == "segmentation" and metrics["loss"] == "ce"
+    assert metrics["sparsity"] == 0.5 and metrics["seed"] == 3 and metrics["epochs"] == 1
+    assert 0.0 <= metrics["test/dice"] <= 1.0 and 0.0 <= metrics["test/aji"] <= 1.0
+    assert metrics["objects/train_annotated"] < metrics["objects/train_total"]
+    assert metrics["objects/test_annotated"] == metrics["objects/test_total"]
+
+
+def test_run_writes_checkpoint_config_and_csv_log(tiny_run):
+    assert (tiny_run / ".hydra" / "config.yaml").is_file()
+    with open(tiny_run / "csv" / "metrics.csv") as handle:
+        columns = set(next(csv.reader(handle)))
+    assert {"train/loss_epoch", "val/dice", "val/aji", "test/dice"} <= columns
+    module = SegmentationModule.load_from_checkpoint(tiny_run / "checkpoints" / "last.ckpt")
+    assert module(torch.rand(1, 3, 32, 32)).shape == (1, 2, 32, 32)
+
+
+def test_invalid_config_exits_with_a_clear_message_and_leaves_nothing(tmp_path):
+    out = tmp_path / "rejected"
+    result = run_cli("ece-train", "sparsity=1.5", f"hydra.run.dir={out}")
+    assert result.returncode == 2
+    assert "sparsity=1.5 is out of range" in result.stderr
+    assert not out.exists()
+
+
+def test_typo_in_a_key_names_it(tmp_path):
+    result = run_cli("ece-train", "model.widht=8", f"hydra.run.dir={tmp_path / 'x'}")
+    assert result.returncode != 0 and "widht" in result.stderr
+
+
+def test_multirun_writes_one_run_per_job_and_wandb_offline_runs_per_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("ece-train", "-m", *TINY, "logger=wandb", "sparsity=0.5,1.0", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.parent for p in sweep.rglob("metrics.json"))
+    assert [json.loads((r / "metrics.json").read_text())["sparsity"] for r in runs] == [0.5, 1.0]
+    for run in runs:  # each job closed its W&B run and opened its own
+        offline_runs = list((run / "wandb").glob("offline-run-*"))
+        assert len(offline_runs) == 1, run
+        assert (run / "csv" / "metrics.csv").is_file()

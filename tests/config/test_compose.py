@@ -1,0 +1,100 @@
+"""Every config group entry composes and validates; bad values and typos fail with their name."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from ece_lightning.config import CONFIG_DIR, ConfigError, validate_config
+
+GROUPS = ["dataset", "task", "model", "loss", "trainer", "logger", "callbacks", "paths", "experiment"]
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def _entries():
+    for group in GROUPS:
+        for path in sorted(Path(CONFIG_DIR, group).glob("*.yaml")):
+            yield group, path.stem
+
+
+def test_every_group_has_entries():
+    assert {group for group, _ in _entries()} == set(GROUPS)
+
+
+@pytest.mark.parametrize("group, entry", list(_entries()))
+def test_every_entry_composes_and_validates(group, entry):
+    cfg = _compose(f"{group}={entry}")
+    validate_config(cfg)
+    # Every interpolation resolves except Hydra's runtime output folder (set only inside a job).
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    assert plain["sparsity"] == cfg.sparsity
+
+
+def test_defaults_are_the_paper_hyper_parameters():
+    cfg = _compose()
+    assert cfg.dataset.name == "synthetic" and cfg.loss.name == "ce" and cfg.model.name == "unet"
+    assert cfg.model.base_channels == 64 and cfg.model.depth == 4
+    assert cfg.optimizer.lr == 1e-4 and list(cfg.optimizer.betas) == [0.9, 0.999]
+    assert cfg.trainer.max_epochs == 300
+    assert cfg.dataset.sparsity == cfg.sparsity == 1.0
+
+
+def test_top_level_sparsity_and_seed_reach_the_dataset():
+    cfg = _compose("sparsity=0.3", "seed=4")
+    assert cfg.dataset.sparsity == 0.3 and cfg.dataset.sparsify_seed == 4
+
+
+def test_demo_experiment_is_a_narrow_cpu_sweep():
+    cfg = _compose("experiment=demo")
+    assert cfg.name == "demo" and cfg.trainer.accelerator == "cpu" and cfg.model.base_channels == 16
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        hydra_cfg = compose(config_name="train", overrides=["experiment=demo"], return_hydra_config=True).hydra
+    assert {"loss", "sparsity"} <= set(hydra_cfg.sweeper.params)
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1", "'a lot'"])
+def test_out_of_range_sparsity_names_the_key(value):
+    with pytest.raises(ConfigError, match=r"sparsity=.* must lie in \(0, 1\]"):
+        validate_config(_compose(f"sparsity={value}"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("seed=-3", "seed=-3 must be an integer >= 0"),
+    ("optimizer.lr=0", "optimizer.lr=0 must be a number > 0"),
+    ("optimizer.betas=[0.9,1.0]", "optimizer.betas=[0.9, 1.0] must be two numbers in [0, 1)"),
+    ("dataset.batch_size=0", "dataset.batch_size=0 must be an integer >= 1"),
+    ("dataset.image_size=100", "dataset.image_size=100 must be divisible by 2**model.depth = 16"),
+    ("model.num_classes=1", "model.num_classes=1 must be an integer >= 2"),
+    ("task.postprocess.method=otsu", "task.postprocess.method='otsu' is not registered; valid: components, watershed"),
+    ("model.name=resnet", "model.name='resnet' is not registered; valid: unet"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0 must be an integer >= 1"),
+    ("+sparsty=0.3", "unknown top-level key(s) sparsty"),
+])
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ConfigError) as info:
+        validate_config(_compose(override))
+    assert message in str(info.value)
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        validate_config(_compose("sparsity=2", "seed=-1"))
+    assert "sparsity=2" in str(info.value) and "seed=-1" in str(info.value)
+
+
+def test_typo_in_a_key_fails_at_compose_time_with_its_name():
+    with pytest.raises(ConfigCompositionException, match="widht"):
+        _compose("model.widht=8")
+    with pytest.raises(ConfigCompositionException, match="sparsty"):
+        _compose("sparsty=0.3")
+
+
+def test_unknown_group_entry_lists_the_valid_ones():
+    with pytest.raises(Exception, match=r"cee(.|\n)*Available options(.|\n)*ce"):
+        _compose("loss=cee")
