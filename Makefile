@@ -16,6 +16,8 @@ $(VENV)/.installed-runtime: pyproject.toml constraints.txt | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e '.[dev]'
+	# The authors' ECE package, only for the parity test (it pins torch~=1.9, hence --no-deps).
+	$(PIP_INSTALL) --no-deps ece-loss==1.0.0
 	touch $@ $(VENV)/.installed-runtime
 
 install: $(VENV)/.installed-runtime

@@ -101,11 +101,23 @@ def validate_config(cfg: DictConfig) -> None:
         classes = model.get("num_classes")
         _check(errors, _is_int(classes) and classes >= 2,
                f"model.num_classes={classes!r} must be an integer >= 2 (background + foreground classes)")
-    depth, size = model.get("depth"), dataset.get("image_size")
-    if model.get("name") == "unet" and _is_int(depth) and depth >= 1 and _is_int(size) and size >= 1:
-        _check(errors, size % 2**depth == 0,
-               f"dataset.image_size={size} must be divisible by 2**model.depth = {2**depth} "
-               f"(e.g. {max(2**depth, size - size % 2**depth)})")
+    for key in ("crop_size", "crops_per_epoch", "eval_tile"):
+        value = dataset.get(key)
+        _check(errors, value is None or (_is_int(value) and value >= 1),
+               f"dataset.{key}={value!r} must be an integer >= 1 (or null)")
+    depth = model.get("depth")
+    if model.get("name") == "unet" and _is_int(depth) and depth >= 1:
+        for key in ("image_size", "crop_size", "eval_tile"):
+            size = dataset.get(key)
+            if _is_int(size) and size >= 1:
+                _check(errors, size % 2**depth == 0,
+                       f"dataset.{key}={size} must be divisible by 2**model.depth = {2**depth} "
+                       f"(e.g. {max(2**depth, size - size % 2**depth)})")
+    root = dataset.get("root")
+    if root is not None:
+        _check(errors, Path(root).is_dir(),
+               f"dataset.root={root} does not exist: put the {dataset.get('name')} data there or point "
+               "ECE_DATASETS (or paths.datasets_dir) at the folder that holds it")
 
     max_epochs = cfg.trainer.get("max_epochs")
     _check(errors, _is_int(max_epochs) and max_epochs >= 1, f"trainer.max_epochs={max_epochs!r} must be an integer >= 1")

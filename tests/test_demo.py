@@ -17,5 +17,9 @@ def test_demo_sweep_shows_the_sparse_shot_problem(tmp_path):
         dice[(metrics["loss"], metrics["sparsity"])] = metrics["test/dice"]
     assert dice[("ce", 1.0)] > 0.75
     assert dice[("ce", 0.3)] < dice[("ce", 1.0)] - 0.2
+    # ECE delivers the paper's claim on the demo (issue: ECE).
+    assert dice[("ece", 0.3)] >= dice[("ce", 0.3)] + 0.2
+    assert dice[("ece", 0.3)] >= 0.9 * dice[("ce", 1.0)]
+    assert dice[("ece", 1.0)] >= dice[("ce", 1.0)] - 0.02
     report = run_cli("ece-report", str(tmp_path))
-    assert report.returncode == 0 and "| ce | 0.300 |" in report.stdout
+    assert report.returncode == 0 and "| ce | 0.300 |" in report.stdout and "| ece | 1.000 |" in report.stdout

@@ -1,1 +1,6 @@
-"""Lightning callbacks shared by the task modules (ECE annealing and loss dynamics join later)."""
+"""Lightning callbacks shared by the task modules."""
+
+from .annealing import ECEAnnealing, scheduled_losses
+from .test_curve import TestCurve
+
+__all__ = ["ECEAnnealing", "TestCurve", "scheduled_losses"]

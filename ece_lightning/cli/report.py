@@ -73,6 +73,7 @@ def plot_metric_vs_sparsity(frame: pd.DataFrame, metric: str, path: Path) -> Pat
         stats = group.groupby("sparsity")[metric].agg(["mean", "std"]).reset_index()
         ax.errorbar(stats["sparsity"], stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3,
                     label=f"{loss} ({dataset}, {task})")
+    ax.set_title(f"test {SHORT_NAMES.get(metric, metric)} against the fraction of annotated objects")
     ax.set_xlabel("sparsity (fraction of annotated objects)")
     ax.set_ylabel(SHORT_NAMES.get(metric, metric))
     ax.set_xlim(0, 1.05)

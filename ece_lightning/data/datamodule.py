@@ -26,11 +26,16 @@ class SegmentationDataModule(pl.LightningDataModule):
         sparsify_seed: seed of the sparse annotation set.
         batch_size: global batch size of the training loader (evaluation uses the same).
         num_workers: loader worker processes (0 = in the main process).
+        crop_size: train on random square crops of this side and evaluate on tiles of ``eval_tile``
+            (for datasets of large or unequal images); ``None`` uses whole images.
+        crops_per_epoch: random training crops per epoch (default: one per training image).
+        eval_tile: side of the evaluation tiles (default: ``crop_size``).
         **source_options: passed to the source (e.g. ``num_train``, ``image_size``, ``seed``).
     """
 
     def __init__(self, source: str = "synthetic", sparsity: float = 1.0, sparsify_seed: int = 0,
-                 batch_size: int = 8, num_workers: int = 0, **source_options: Any):
+                 batch_size: int = 8, num_workers: int = 0, crop_size: int | None = None,
+                 crops_per_epoch: int | None = None, eval_tile: int | None = None, **source_options: Any):
         super().__init__()
         self.source = source
         self.sparsity = check_sparsity(sparsity)
@@ -39,16 +44,16 @@ class SegmentationDataModule(pl.LightningDataModule):
             raise ValueError(f"dataset.batch_size={batch_size} must be >= 1")
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
+        self.crop_size, self.crops_per_epoch = crop_size, crops_per_epoch
+        self.eval_tile = eval_tile or crop_size
         self.source_options = source_options
         self.datasets: dict[str, InstanceMapDataset] = {}
         self.annotated_objects: dict[str, tuple[int, int]] = {}
 
-    def _sparse(self, split_name: str, split: Split) -> np.ndarray:
+    def _sparse(self, split_name: str, split: Split) -> list[np.ndarray]:
         offset = _SPLIT_ID_OFFSET[split_name]
-        return np.stack([
-            sparsify_instances(inst, self.sparsity, self.sparsify_seed, offset + i)
-            for i, inst in enumerate(split.instances)
-        ])
+        return [sparsify_instances(inst, self.sparsity, self.sparsify_seed, offset + i)
+                for i, inst in enumerate(split.instances)]
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -56,7 +61,12 @@ class SegmentationDataModule(pl.LightningDataModule):
         splits = load_splits(self.source, **self.source_options)
         for name, split in splits.items():
             instances = self._sparse(name, split) if name in _SPLIT_ID_OFFSET else split.instances
-            self.datasets[name] = InstanceMapDataset(split.images, instances)
+            if name == "train":
+                dataset = InstanceMapDataset(split.images, instances, self.crop_size, random_crops=True,
+                                             samples_per_epoch=self.crops_per_epoch)
+            else:
+                dataset = InstanceMapDataset(split.images, instances, self.eval_tile)
+            self.datasets[name] = dataset
             self.annotated_objects[name] = (_count_objects(instances), _count_objects(split.instances))
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

@@ -1,38 +1,82 @@
-"""Torch dataset over in-memory image/instance arrays."""
+"""Torch dataset over in-memory images and instance maps: whole images, random crops or tiles."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+# H&E background is white: pad images with white and instance maps with 0 (unannotated).
+_IMAGE_PAD = 255
+
+
+def _pad_to(image: np.ndarray, instances: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    pad_y, pad_x = max(0, size - image.shape[0]), max(0, size - image.shape[1])
+    if not pad_y and not pad_x:
+        return image, instances
+    image = np.pad(image, ((0, pad_y), (0, pad_x), (0, 0)), constant_values=_IMAGE_PAD)
+    return image, np.pad(instances, ((0, pad_y), (0, pad_x)))
+
 
 class InstanceMapDataset(Dataset):
-    """Serves (image, foreground target, instance map, index) for segmentation.
+    """Serves ``image`` (3, H, W) float in [0, 1], ``target`` (H, W) long foreground, ``instances``
+    (H, W) int32 and ``index`` (of the source image).
 
     Args:
-        images: (N, H, W, 3) uint8 RGB.
-        instances: (N, H, W) integer instance maps: sparse for training/validation, exhaustive for
-            test (whatever annotation the split has; 0 = background or unannotated).
+        images: (H, W, 3) uint8 RGB images (a stacked array or a list of any sizes).
+        instances: their integer instance maps: sparse for training/validation, exhaustive for test.
+        crop_size: side of square samples; ``None`` serves whole images (they must share a size to batch).
+        random_crops: with ``crop_size``, draw a random crop per item (training); otherwise cover each
+            image with a grid of non-overlapping tiles (evaluation; the ragged border is left out unless
+            the image is smaller than a tile, which is padded).
+        samples_per_epoch: number of random crops per epoch (default: one per image).
     """
 
-    def __init__(self, images: np.ndarray, instances: np.ndarray):
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise ValueError(f"images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}")
-        if instances.shape != images.shape[:3]:
-            raise ValueError(f"instance maps {instances.shape} do not match images {images.shape[:3]}")
+    def __init__(self, images: Sequence[np.ndarray], instances: Sequence[np.ndarray], crop_size: int | None = None,
+                 random_crops: bool = False, samples_per_epoch: int | None = None):
+        if len(images) != len(instances):
+            raise ValueError(f"{len(images)} images but {len(instances)} instance maps")
+        for i, (image, inst) in enumerate(zip(images, instances)):
+            if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"image {i} must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+            if inst.shape != image.shape[:2]:
+                raise ValueError(f"instance map {i} is {inst.shape} but its image is {image.shape[:2]}")
         self.images = images
-        self.instances = instances.astype(np.int32, copy=False)
+        self.instances = [np.asarray(inst, dtype=np.int32) for inst in instances]
+        self.crop_size = crop_size
+        self.random_crops = bool(random_crops and crop_size)
+        self.samples_per_epoch = int(samples_per_epoch or len(images))
+        self.tiles: list[tuple[int, int, int]] = []
+        if crop_size and not self.random_crops:
+            for index, image in enumerate(images):
+                rows = max(1, image.shape[0] // crop_size)
+                cols = max(1, image.shape[1] // crop_size)
+                self.tiles += [(index, r * crop_size, c * crop_size) for r in range(rows) for c in range(cols)]
 
     def __len__(self) -> int:
-        return len(self.images)
+        if self.random_crops:
+            return self.samples_per_epoch
+        return len(self.tiles) if self.tiles else len(self.images)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image = torch.from_numpy(np.ascontiguousarray(self.images[index].transpose(2, 0, 1))).float().div_(255.0)
-        instances = torch.from_numpy(self.instances[index])
-        return {
-            "image": image,
-            "target": (instances > 0).long(),
-            "instances": instances,
-            "index": torch.tensor(index),
-        }
+    def _sample(self, item: int) -> tuple[int, np.ndarray, np.ndarray]:
+        if not self.crop_size:
+            return item, self.images[item], self.instances[item]
+        if self.random_crops:
+            index = item % len(self.images)
+            image, instances = _pad_to(self.images[index], self.instances[index], self.crop_size)
+            y = int(torch.randint(0, image.shape[0] - self.crop_size + 1, ()))
+            x = int(torch.randint(0, image.shape[1] - self.crop_size + 1, ()))
+        else:
+            index, y, x = self.tiles[item]
+            image, instances = _pad_to(self.images[index], self.instances[index], self.crop_size)
+        window = (slice(y, y + self.crop_size), slice(x, x + self.crop_size))
+        return index, image[window], instances[window]
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        index, image, instances = self._sample(item)
+        image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
+        instances_t = torch.from_numpy(np.ascontiguousarray(instances))
+        return {"image": image_t, "target": (instances_t > 0).long(), "instances": instances_t,
+                "index": torch.tensor(index)}

@@ -13,10 +13,12 @@ from .synthetic import SyntheticConfig, generate_split
 
 @dataclass
 class Split:
-    """Images (N, H, W, 3) uint8 and exhaustive instance maps (N, H, W) int32 of one split."""
+    """Images (H, W, 3) uint8 and their exhaustive instance maps (H, W) int32 of one split: a stacked
+    array when all images share a size, else lists."""
 
-    images: np.ndarray
-    instances: np.ndarray
+    images: np.ndarray | list[np.ndarray]
+    instances: np.ndarray | list[np.ndarray]
+    ids: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -37,7 +39,25 @@ def load_synthetic(seed: int = 0, num_train: int = 96, num_val: int = 16, num_te
     return splits
 
 
-SOURCES: dict[str, Callable[..., dict[str, Split]]] = {"synthetic": load_synthetic}
+def load_cpm15_miccai(root: str, split_seed: int = 0, num_val: int = 3, num_test: int = 4, **_: Any
+                      ) -> dict[str, Split]:
+    """CPM-15 (MICCAI-2015 layout, 15 images): a seeded image-level train/val/test split."""
+    from .readers.cpm import read_cpm15_miccai
+
+    samples = read_cpm15_miccai(root)
+    if not (num_val >= 1 and num_test >= 1 and num_val + num_test < len(samples)):
+        raise ValueError(f"dataset.num_val={num_val} and dataset.num_test={num_test} must be >= 1 and leave "
+                         f"training images out of {len(samples)}")
+    order = np.random.default_rng(split_seed).permutation(len(samples))
+    parts = {"test": order[:num_test], "val": order[num_test:num_test + num_val], "train": order[num_test + num_val:]}
+    return {
+        split: Split(images=[samples[i][1] for i in sorted(index)], instances=[samples[i][2] for i in sorted(index)],
+                     ids=[samples[i][0] for i in sorted(index)])
+        for split, index in parts.items()
+    }
+
+
+SOURCES: dict[str, Callable[..., dict[str, Split]]] = {"synthetic": load_synthetic, "cpm15_miccai": load_cpm15_miccai}
 
 
 def load_splits(source: str, **kwargs: Any) -> dict[str, Split]:

@@ -14,8 +14,10 @@ from typing import Any
 from torch import nn
 
 from .ce import CrossEntropy
+from .ece import ExclusiveCrossEntropy
+from .schedules import SigmoidSchedule
 
-LOSSES: dict[str, Callable[..., nn.Module]] = {"ce": CrossEntropy}
+LOSSES: dict[str, Callable[..., nn.Module]] = {"ce": CrossEntropy, "ece": ExclusiveCrossEntropy}
 
 
 def build_loss(name: str, **kwargs: Any) -> nn.Module:
@@ -25,4 +27,4 @@ def build_loss(name: str, **kwargs: Any) -> nn.Module:
     return LOSSES[name](**kwargs)
 
 
-__all__ = ["LOSSES", "CrossEntropy", "build_loss"]
+__all__ = ["LOSSES", "CrossEntropy", "ExclusiveCrossEntropy", "SigmoidSchedule", "build_loss"]

@@ -35,10 +35,13 @@ class SegmentationModule(pl.LightningModule):
         self.criterion = build_loss(**loss)
         self.optimizer_cfg = {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.0, **(optimizer or {})}
         self.postprocess_cfg = dict(postprocess or {})
-        metrics = MetricCollection({"dice": DiceScore(), "aji": AggregatedJaccardIndex(),
-                                    "fg_ratio": ForegroundRatio()}, compute_groups=False)
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_metrics = self.make_metrics("val/")
+        self.test_metrics = self.make_metrics("test/")
+
+    @staticmethod
+    def make_metrics(prefix: str) -> MetricCollection:
+        return MetricCollection({"dice": DiceScore(), "aji": AggregatedJaccardIndex(), "fg_ratio": ForegroundRatio()},
+                                prefix=prefix, compute_groups=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -53,18 +56,25 @@ class SegmentationModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
+    def segment(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Foreground (B, H, W) bool and instance maps (B, H, W) int32 on the CPU from logits."""
+        foreground = (logits.argmax(dim=1) > 0).cpu()
+        instances = torch.stack([
+            torch.from_numpy(foreground_to_instances(fg, **self.postprocess_cfg)) for fg in foreground.numpy()
+        ])
+        return foreground, instances
+
+    def update_metrics(self, metrics: MetricCollection, logits: torch.Tensor, target_instances: torch.Tensor) -> None:
+        foreground, instances = self.segment(logits)
+        target = target_instances.cpu()
+        metrics["dice"].update(foreground, target > 0)
+        metrics["aji"].update(instances, target)
+        metrics["fg_ratio"].update(foreground, target > 0)
+
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
         logits = self(batch["image"])
         self.log(f"{prefix}/loss", self._loss(logits, batch), batch_size=len(batch["image"]))
-        foreground = logits.argmax(dim=1) > 0
-        instances = torch.stack([
-            torch.from_numpy(foreground_to_instances(fg, **self.postprocess_cfg))
-            for fg in foreground.cpu().numpy()
-        ])
-        target = batch["instances"].cpu()
-        metrics["dice"].update(foreground.cpu(), target > 0)
-        metrics["aji"].update(instances, target)
-        metrics["fg_ratio"].update(foreground.cpu(), target > 0)
+        self.update_metrics(metrics, logits, batch["instances"])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")

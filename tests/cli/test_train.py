@@ -63,3 +63,22 @@ def test_multirun_writes_one_run_per_job_and_wandb_offline_runs_per_job(tmp_path
         offline_runs = list((run / "wandb").glob("offline-run-*"))
         assert len(offline_runs) == 1, run
         assert (run / "csv" / "metrics.csv").is_file()
+
+
+def test_real_cpm15_trains_and_evaluates_end_to_end(tmp_path, cpm15_dir):
+    out = tmp_path / "cpm15"
+    result = run_cli("ece-train", "dataset=cpm15", "loss=ece", "sparsity=0.3", "trainer.max_epochs=1",
+                     "model.base_channels=4", "model.depth=2", "dataset.crop_size=64", "dataset.crops_per_epoch=4",
+                     "dataset.eval_tile=256", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "cpm15" and metrics["loss"] == "ece"
+    assert metrics["objects/train_total"] + metrics["objects/val_total"] + metrics["objects/test_total"] == 2905
+    assert 0.0 <= metrics["test/aji"] <= 1.0
+
+
+def test_missing_real_dataset_is_named_before_anything_runs(tmp_path):
+    result = run_cli("ece-train", "dataset=cpm15", f"hydra.run.dir={tmp_path / 'x'}",
+                     env={"ECE_DATASETS": str(tmp_path / "nowhere")})
+    assert result.returncode == 2
+    assert "dataset.root=" in result.stderr and "nowhere/cpm15_miccai2015_train does not exist" in result.stderr
