@@ -117,17 +117,14 @@ class ExclusiveCrossEntropy(nn.Module):
         if annotation_margin < 0:
             raise ValueError(f"annotation_margin={annotation_margin} must be >= 0 (pixels)")
         self.annotation_margin = int(annotation_margin)
-        self.epoch, self.max_epochs = 0, None
         self.exclusion_threshold = self.negative_rate = 0.0
-        self.set_progress(0, None if self._needs_length() else 1)
-
-    def _needs_length(self) -> bool:
-        return "fraction" in (self.exclusion_schedule.unit, self.negative_schedule.unit)
+        self.set_progress(0, None)  # the start of training; the annealing callback advances it
 
     def set_progress(self, epoch: float, max_epochs: int | None) -> dict[str, float]:
-        """Advance the schedules to ``epoch`` of ``max_epochs``; returns the current values."""
+        """Advance the schedules to ``epoch`` of ``max_epochs`` (``None``: unknown length, only the start
+        of fraction schedules is defined); returns the current values."""
         self.epoch, self.max_epochs = epoch, max_epochs
-        length = max_epochs if max_epochs else 1
+        length = max_epochs or (1 if epoch == 0 else None)  # fraction schedules need the length later
         self.exclusion_threshold = self.exclusion_schedule(epoch, length)
         self.negative_rate = self.negative_schedule(epoch, length)
         if not 0.0 <= self.negative_rate <= 1.0:

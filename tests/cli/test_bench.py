@@ -1,0 +1,21 @@
+import torch
+
+from ece_lightning.cli.bench import main
+from ece_lightning.losses import LOSSES
+
+
+def test_loss_benchmark_prints_a_ratio_for_every_registry_loss(capsys):
+    assert main(["loss", "--device", "cpu", "--shape", "2", "2", "16", "16", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| cpu |")]
+    names = {row.split("|")[3].strip() for row in rows}
+    assert {"torch.cross_entropy", "ece (reference)", *LOSSES} <= names
+    for row in rows:
+        assert float(row.split("|")[5]) > 0
+
+
+def test_cuda_benchmark_without_a_gpu_says_so(capsys):
+    if torch.cuda.is_available():
+        return
+    assert main(["loss", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
