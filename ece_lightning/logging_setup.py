@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,3 @@ def finish_wandb(failed: bool) -> None:
         except Exception as error:  # a logging failure must not hide the run's own outcome
             log.warning("wandb.finish failed: %s", error)
 
-
-def config_to_dict(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -1,6 +1,9 @@
 """Test-set metrics after every few epochs: the learning curve on exhaustive labels.
 
 For analysis only (schedule studies, collapse and late-decay checks); never use it to select a model.
+Each evaluation opens a DataLoader iterator, which draws a seed from torch's global generator, so a run
+with this callback follows a different (equally seeded and reproducible) random trajectory than the
+same run without it.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ class SegmentationDataModule(pl.LightningDataModule):
     objects, seeded per image); the test split stays exhaustive.
 
     Args:
-        source: registered dataset source (``synthetic``; real datasets register their readers).
+        source: registered dataset source (``synthetic``, ``cpm15_miccai``; see ``data.sources``).
         sparsity: fraction in (0, 1] of annotated instances kept in train and validation.
         sparsify_seed: seed of the sparse annotation set.
         batch_size: global batch size of the training loader (evaluation uses the same).

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from .instances import relabel_sequential
+
 # Stain optical-density vectors (RGB absorbance per unit concentration), close to the
 # Ruifrok-Johnston H&E vectors; each tile perturbs them to mimic lab-to-lab stain variation.
 _HEMATOXYLIN = np.array([0.65, 0.70, 0.29])
@@ -194,15 +196,6 @@ def generate_tile(seed: int, index: int, cfg: SyntheticConfig | None = None) -> 
     rgb += rng.normal(0, rng.uniform(*cfg.noise_std), rgb.shape)
     image = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     return image, relabel_sequential(instances)
-
-
-def relabel_sequential(instances: np.ndarray) -> np.ndarray:
-    """Relabel an instance map to 1..N in order of first appearance of the sorted labels; 0 stays 0."""
-    labels, inverse = np.unique(instances, return_inverse=True)
-    if labels[0] != 0:
-        labels = np.concatenate([[0], labels])
-        inverse = inverse + 1
-    return inverse.reshape(instances.shape).astype(np.int32)
 
 
 def generate_split(seed: int, start: int, count: int, cfg: SyntheticConfig | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..data.instances import relabel_sequential
+
 METHODS = ("components", "watershed")
 
 
@@ -42,7 +44,4 @@ def foreground_to_instances(
     if min_size > 0:
         sizes = np.bincount(instances.ravel())
         instances = np.where(sizes[instances] >= min_size, instances, 0)
-    labels, inverse = np.unique(instances, return_inverse=True)
-    if labels[0] != 0:
-        inverse = inverse + 1
-    return inverse.reshape(foreground.shape).astype(np.int32)
+    return relabel_sequential(instances)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..data.instances import relabel_sequential
+
 
 def _check_pair(target: np.ndarray, pred: np.ndarray) -> None:
     if target.shape != pred.shape:
@@ -29,12 +31,8 @@ def _check_pair(target: np.ndarray, pred: np.ndarray) -> None:
 
 def _sequential(instances: np.ndarray) -> tuple[np.ndarray, int]:
     """Labels remapped to 0..N (0 kept for background), and N."""
-    labels, inverse = np.unique(instances, return_inverse=True)
-    inverse = inverse.reshape(instances.shape)
-    if labels[0] != 0:
-        inverse = inverse + 1
-        return inverse, len(labels)
-    return inverse, len(labels) - 1
+    relabelled = relabel_sequential(instances)
+    return relabelled, int(relabelled.max(initial=0))
 
 
 @dataclass(frozen=True)
