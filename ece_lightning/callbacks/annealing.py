@@ -34,12 +34,16 @@ class ECEAnnealing(pl.Callback):
         for loss in scheduled_losses(pl_module):
             self.values.update(loss.set_progress(epoch, max_epochs))
 
+    @staticmethod
+    def _planned_epochs(trainer: pl.Trainer) -> int | None:
+        """The planned training length, or None when training is bounded by steps or time only."""
+        return trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._apply(pl_module, self.epoch, trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None)
+        self._apply(pl_module, self.epoch, self._planned_epochs(trainer))
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
-        self._apply(pl_module, trainer.current_epoch, max_epochs)
+        self._apply(pl_module, trainer.current_epoch, self._planned_epochs(trainer))
         if self.log_values and self.values:
             pl_module.log_dict({f"ece/{k}": float(v) for k, v in self.values.items()}, on_step=False, on_epoch=True,
                                prog_bar=False, logger=True)

@@ -50,11 +50,12 @@ def load_cpm15_miccai(root: str, split_seed: int = 0, num_val: int = 3, num_test
                          f"training images out of {len(samples)}")
     order = np.random.default_rng(split_seed).permutation(len(samples))
     parts = {"test": order[:num_test], "val": order[num_test:num_test + num_val], "train": order[num_test + num_val:]}
-    return {
-        split: Split(images=[samples[i][1] for i in sorted(index)], instances=[samples[i][2] for i in sorted(index)],
-                     ids=[samples[i][0] for i in sorted(index)])
-        for split, index in parts.items()
-    }
+    splits = {}
+    for split, index in parts.items():
+        chosen = [samples[i] for i in sorted(index)]
+        splits[split] = Split(images=[image for _, image, _ in chosen], instances=[inst for _, _, inst in chosen],
+                              ids=[key for key, _, _ in chosen])
+    return splits
 
 
 SOURCES: dict[str, Callable[..., dict[str, Split]]] = {"synthetic": load_synthetic, "cpm15_miccai": load_cpm15_miccai}
