@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -38,6 +38,14 @@ def _check(errors: list[str], condition: bool, message: str) -> None:
 def _registry_check(errors: list[str], key: str, value: Any, valid: Iterable[str]) -> None:
     valid = sorted(valid)
     _check(errors, value in valid, f"{key}={value!r} is not registered; valid: {', '.join(valid)}")
+
+
+def apply_raw_root(cfg: DictConfig) -> None:
+    """``paths.raw=<dir>`` points the dataset at a raw folder of the user's (instead of ``dataset.root``)."""
+    raw = (cfg.get("paths") or {}).get("raw")
+    if raw:
+        with open_dict(cfg):
+            cfg.dataset.root = str(raw)
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -79,6 +87,17 @@ def validate_config(cfg: DictConfig) -> None:
     _registry_check(errors, "model.name", cfg.model.get("name"), MODELS)
     _registry_check(errors, "loss.name", cfg.loss.get("name"), LOSSES)
     _registry_check(errors, "dataset.source", cfg.dataset.get("source"), SOURCES)
+    if cfg.dataset.get("source") == "prepared":
+        from .data.readers import FORMATS
+        from .data.splits import METHODS as SPLIT_METHODS
+        from .data.splits import UNITS as SPLIT_UNITS
+
+        _registry_check(errors, "dataset.format", cfg.dataset.get("format"), FORMATS)
+        split = cfg.dataset.get("split") or {}
+        _check(errors, split.get("method", "given") in SPLIT_METHODS,
+               f"dataset.split.method={split.get('method')!r} must be one of {', '.join(SPLIT_METHODS)}")
+        _check(errors, split.get("by", "image") in SPLIT_UNITS,
+               f"dataset.split.by={split.get('by')!r} must be one of {', '.join(SPLIT_UNITS)}")
     postprocess = cfg.task.get("postprocess") or {}
     if "method" in postprocess:
         _registry_check(errors, "task.postprocess.method", postprocess.method, METHODS)

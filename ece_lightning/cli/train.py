@@ -18,7 +18,8 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import CONFIG_DIR, ConfigError, validate_config
+from ..config import CONFIG_DIR, ConfigError, apply_raw_root, validate_config
+from ..data.readers import DatasetError
 from ..io import atomic_write_json
 from ..logging_setup import build_loggers, finish_wandb
 
@@ -35,8 +36,7 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModu
 
     module_cls, datamodule_cls = TASKS[cfg.task.name]
     dataset = _plain(cfg.dataset)
-    for key in ("name", "exhaustive_test"):
-        dataset.pop(key, None)
+    dataset.pop("exhaustive_test", None)
     datamodule = datamodule_cls(**dataset)
     task = _plain(cfg.task)
     module = module_cls(model=_plain(cfg.model), loss=_plain(cfg.loss), optimizer=_plain(cfg.optimizer),
@@ -72,6 +72,7 @@ def run_metrics(cfg: DictConfig, trainer: pl.Trainer, test_results: dict[str, fl
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one run; returns (and writes) its metrics. Loggers are closed even on failure."""
+    apply_raw_root(cfg)
     validate_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     log.info("run %s: dataset=%s task=%s loss=%s sparsity=%s seed=%s -> %s", cfg.name, cfg.dataset.name,
@@ -79,6 +80,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     pl.seed_everything(int(cfg.seed), workers=True)
     module, datamodule = build_run(cfg)
+    # Read (and on first use prepare) the dataset before any logger starts: bad data fails fast and cleanly.
+    datamodule.setup("fit")
     tags = [f"dataset:{cfg.dataset.name}", f"task:{cfg.task.name}", f"loss:{cfg.loss.name}",
             f"sparsity:{cfg.sparsity}", *list(cfg.get("tags") or [])]
     failed = True
@@ -112,7 +115,7 @@ def main(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
     try:
         metrics = train(cfg)
-    except ConfigError as error:
+    except (ConfigError, DatasetError) as error:
         print(f"ece-train: {error}", file=sys.stderr)
         _remove_empty_run_dir(Path(cfg.paths.output_dir))
         raise SystemExit(2) from None

@@ -21,7 +21,8 @@ class SegmentationDataModule(pl.LightningDataModule):
     objects, seeded per image); the test split stays exhaustive.
 
     Args:
-        source: registered dataset source (``synthetic``, ``cpm15_miccai``; see ``data.sources``).
+        source: registered dataset source: ``synthetic`` (generated) or ``prepared`` (a real dataset read by
+            its native-format reader through the preparation cache; see ``data.sources.load_prepared``).
         sparsity: fraction in (0, 1] of annotated instances kept in train and validation.
         sparsify_seed: seed of the sparse annotation set.
         batch_size: global batch size of the training loader (evaluation uses the same).
@@ -30,7 +31,8 @@ class SegmentationDataModule(pl.LightningDataModule):
             (for datasets of large or unequal images); ``None`` uses whole images.
         crops_per_epoch: random training crops per epoch (default: one per training image).
         eval_tile: side of the evaluation tiles (default: ``crop_size``).
-        **source_options: passed to the source (e.g. ``num_train``, ``image_size``, ``seed``).
+        **source_options: passed to the source (synthetic: ``num_train``, ``image_size``, ``seed``...;
+            prepared: ``name``, ``format``, ``root``, ``cache_dir``, ``split``, ``strict``, ``reader``).
     """
 
     def __init__(self, source: str = "synthetic", sparsity: float = 1.0, sparsify_seed: int = 0,

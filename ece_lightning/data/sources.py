@@ -39,26 +39,35 @@ def load_synthetic(seed: int = 0, num_train: int = 96, num_val: int = 16, num_te
     return splits
 
 
-def load_cpm15_miccai(root: str, split_seed: int = 0, num_val: int = 3, num_test: int = 4, **_: Any
-                      ) -> dict[str, Split]:
-    """CPM-15 (MICCAI-2015 layout, 15 images): a seeded image-level train/val/test split."""
-    from .readers.cpm import read_cpm15_miccai
+def tqdm_progress(description: str):
+    """A progress-bar wrapper for ``prepare_dataset`` (tqdm writes to stderr, like Lightning's bar)."""
+    from tqdm.auto import tqdm
 
-    samples = read_cpm15_miccai(root)
-    if not (num_val >= 1 and num_test >= 1 and num_val + num_test < len(samples)):
-        raise ValueError(f"dataset.num_val={num_val} and dataset.num_test={num_test} must be >= 1 and leave "
-                         f"training images out of {len(samples)}")
-    order = np.random.default_rng(split_seed).permutation(len(samples))
-    parts = {"test": order[:num_test], "val": order[num_test:num_test + num_val], "train": order[num_test + num_val:]}
+    return lambda items: tqdm(items, desc=description, unit="img", leave=False)
+
+
+def load_prepared(name: str, format: str, root: str, cache_dir: str, split: dict[str, Any] | None = None,  # noqa: A002
+                  strict: bool = True, reader: dict[str, Any] | None = None, **_: Any) -> dict[str, Split]:
+    """A real dataset read through its native-format reader and the preparation cache (prepared on first
+    use, reused while current; ``ece-prepare`` does the same ahead of time and prints the summary)."""
+    from .prepare import prepare_dataset
+    from .readers import DatasetError
+
+    prepared = prepare_dataset(name, format, root, cache_dir, split=split, strict=strict, options=reader,
+                               progress=tqdm_progress(f"preparing {name}"))
+    if prepared.manifest["annotation"] != "instances":
+        raise DatasetError(f"dataset {name} ({format}) is annotated with {prepared.manifest['annotation']} only: "
+                           "it has no instance masks, so it cannot train or evaluate segmentation "
+                           "(use it for detection / point metrics)")
     splits = {}
-    for split, index in parts.items():
-        chosen = [samples[i] for i in sorted(index)]
-        splits[split] = Split(images=[image for _, image, _ in chosen], instances=[inst for _, _, inst in chosen],
-                              ids=[key for key, _, _ in chosen])
+    for split_name, ids in prepared.splits.items():
+        samples = [prepared.load(i) for i in ids]
+        splits[split_name] = Split(images=[s.image for s in samples], instances=[s.instances for s in samples],
+                                   ids=list(ids))
     return splits
 
 
-SOURCES: dict[str, Callable[..., dict[str, Split]]] = {"synthetic": load_synthetic, "cpm15_miccai": load_cpm15_miccai}
+SOURCES: dict[str, Callable[..., dict[str, Split]]] = {"synthetic": load_synthetic, "prepared": load_prepared}
 
 
 def load_splits(source: str, **kwargs: Any) -> dict[str, Split]:

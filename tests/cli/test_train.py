@@ -77,6 +77,31 @@ def test_real_cpm15_trains_and_evaluates_end_to_end(tmp_path, cpm15_dir):
     assert 0.0 <= metrics["test/aji"] <= 1.0
 
 
+def test_real_monuseg_trains_and_evaluates_end_to_end(tmp_path, monuseg_dir):
+    out = tmp_path / "monuseg"
+    result = run_cli("ece-train", "dataset=monuseg", "loss=ece", "sparsity=0.3", "trainer.max_epochs=1",
+                     "model.base_channels=4", "model.depth=2", "dataset.crop_size=64", "dataset.crops_per_epoch=4",
+                     "dataset.batch_size=2", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "monuseg" and metrics["objects/test_total"] > 0
+    assert sum(metrics[f"objects/{s}_total"] for s in ("train", "val", "test")) == 4949  # 4951 minus 2 degenerate
+    assert 0.0 <= metrics["test/dice"] <= 1.0
+
+
+def test_unreadable_dataset_stops_cleanly_with_the_file_named(tmp_path):
+    from tests.data import native
+
+    raw = native.write_cpm15_miccai(tmp_path / "raw", count=8)
+    (raw / "image05.png").write_bytes(b"garbage")
+    out = tmp_path / "run"
+    result = run_cli("ece-train", "dataset=cpm15", f"paths.raw={raw}", f"hydra.run.dir={out}",
+                     env={"ECE_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "image05.png: unreadable or corrupt image" in result.stderr
+    assert not out.exists()
+
+
 def test_missing_real_dataset_is_named_before_anything_runs(tmp_path):
     result = run_cli("ece-train", "dataset=cpm15", f"hydra.run.dir={tmp_path / 'x'}",
                      env={"ECE_DATASETS": str(tmp_path / "nowhere")})

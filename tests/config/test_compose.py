@@ -28,8 +28,10 @@ def test_every_group_has_entries():
 
 
 @pytest.mark.parametrize("group, entry", list(_entries()))
-def test_every_entry_composes_and_validates(group, entry):
+def test_every_entry_composes_and_validates(group, entry, tmp_path):
     cfg = _compose(f"{group}={entry}")
+    if group == "dataset" and cfg.dataset.get("root") and not Path(cfg.dataset.root).is_dir():
+        cfg = _compose(f"{group}={entry}", f"dataset.root={tmp_path}")  # datasets we do not hold
     validate_config(cfg)
     # Every interpolation resolves except Hydra's runtime output folder (set only inside a job).
     plain = OmegaConf.to_container(cfg, resolve=False)
@@ -98,3 +100,18 @@ def test_typo_in_a_key_fails_at_compose_time_with_its_name():
 def test_unknown_group_entry_lists_the_valid_ones():
     with pytest.raises(Exception, match=r"cee(.|\n)*Available options(.|\n)*ce"):
         _compose("loss=cee")
+
+
+def test_every_reader_format_has_a_dataset_config():
+    from ece_lightning.data.readers import FORMATS
+
+    formats = {_compose(f"dataset={entry}").dataset.get("format") for group, entry in _entries() if group == "dataset"}
+    assert set(FORMATS) <= formats
+
+
+def test_unknown_format_and_split_method_are_named():
+    cfg = _compose("dataset=cpm15", "dataset.format=cpm16", "dataset.split.method=slides")
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg)
+    assert "dataset.format='cpm16' is not registered" in str(info.value)
+    assert "dataset.split.method='slides' must be one of auto, given, random" in str(info.value)

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from ece_lightning.data.targets import boxes_from_instances, power_of_two_below, watershed_split
+
+from .native import disc_instances, touching_foreground
+
+
+def test_watershed_splits_touching_cells_one_cell_size_apart():
+    mask, cells = touching_foreground()
+    instances = watershed_split(mask, cell_size=25)
+    assert len(np.unique(instances)) - 1 == cells
+    np.testing.assert_array_equal(instances > 0, mask > 0)  # every foreground pixel labelled
+
+
+def test_watershed_keeps_closer_maxima_as_one_cell():
+    mask, _ = touching_foreground()  # centres 25 px apart: one cell of 40 px
+    assert len(np.unique(watershed_split(mask, cell_size=40))) - 1 == 2
+
+
+def test_watershed_keeps_border_objects_and_tiny_components():
+    mask = np.zeros((40, 40), np.uint8)
+    mask[:6, 10:16] = 1  # cut by the top border
+    mask[30, 30] = 1  # a single pixel
+    instances = watershed_split(mask, cell_size=25)
+    assert len(np.unique(instances)) - 1 == 2 and np.all((instances > 0) == (mask > 0))
+
+
+def test_watershed_of_an_empty_mask_is_empty():
+    assert not watershed_split(np.zeros((8, 8)), 25).any()
+    with pytest.raises(ValueError, match="cell_size=0"):
+        watershed_split(np.ones((8, 8)), 0)
+
+
+def test_boxes_enclose_each_instance_exactly():
+    instances = disc_instances(centres=((16, 16), (40, 44)), radius=5)
+    instances[instances == 2] = 7  # ids need not be consecutive
+    boxes, ids = boxes_from_instances(instances)
+    assert ids.tolist() == [1, 7]
+    np.testing.assert_allclose(boxes, [[16.5, 16.5, 11, 11], [44.5, 40.5, 11, 11]])
+    empty_boxes, empty_ids = boxes_from_instances(np.zeros((4, 4), np.int32))
+    assert empty_boxes.shape == (0, 4) and empty_ids.shape == (0,)
+
+
+@pytest.mark.parametrize("size, expected", [(1000, 512), (512, 512), (513, 512), (439, 256), (1, 1)])
+def test_power_of_two_below(size, expected):
+    assert power_of_two_below(size) == expected
