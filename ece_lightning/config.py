@@ -14,7 +14,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 TOP_LEVEL_KEYS = frozenset({
     "name", "sparsity", "seed", "optimizer", "tags", "dataset", "task", "model", "loss", "trainer", "logger",
-    "callbacks", "paths",
+    "callbacks", "paths", "augment",
 })
 
 
@@ -137,6 +137,17 @@ def validate_config(cfg: DictConfig) -> None:
         _check(errors, Path(root).is_dir(),
                f"dataset.root={root} does not exist: put the {dataset.get('name')} data there or point "
                "ECE_DATASETS (or paths.datasets_dir) at the folder that holds it")
+
+    augment = cfg.get("augment") or {}
+    for name in ("blur", "noise", "rotate90", "hflip", "vflip", "transpose", "stain"):
+        p = (augment.get(name) or {}).get("p")
+        _check(errors, p is None or (_is_number(p) and 0 <= p <= 1), f"augment.{name}.p={p!r} must be in [0, 1]")
+    for name, key in (("noise", "std"), ("stain", "sigma"), ("stain", "bias")):
+        value = (augment.get(name) or {}).get(key)
+        _check(errors, value is None or (_is_number(value) and value >= 0),
+               f"augment.{name}.{key}={value!r} must be a number >= 0")
+    preview = augment.get("preview", 0)
+    _check(errors, _is_int(preview) and preview >= 0, f"augment.preview={preview!r} must be an integer >= 0")
 
     max_epochs = cfg.trainer.get("max_epochs")
     _check(errors, _is_int(max_epochs) and max_epochs >= 1, f"trainer.max_epochs={max_epochs!r} must be an integer >= 1")

@@ -1,6 +1,7 @@
 """`ece-bench`: performance benchmarks that print ratios measured in one process.
 
     ece-bench loss [--shape N C H W] [--device cpu|cuda|all] [--repeats R]
+    ece-bench data [--dataset synthetic|cpm15] [--size 512] [--batches 8]
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ def _loss(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from ..bench.data import GPU_ANCHOR_IMG_S, bench_data
+    from ..config import CONFIG_DIR
+
+    paper = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "augment" / "paper.yaml"))
+    print("| dataset | pipeline | size | img/s per core | workers for the GPU anchor |")
+    print("|---|---|---|---|---|")
+    for augment in (None, paper):
+        row = bench_data(args.dataset, args.size, args.batches, augment)
+        print(f"| {row.dataset} | {row.augment} | {row.size} | {row.images_per_s:.1f} | {row.workers_for_gpu_anchor} |")
+    print(f"(GPU anchor: {GPU_ANCHOR_IMG_S:.0f} img/s, REFERENCE.md; one loader process, torch threads 1)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ece-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     loss.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     loss.add_argument("--repeats", type=int, default=20)
     loss.set_defaults(run=_loss)
+    data = commands.add_parser("data", help="training data pipeline (crop + augmentation) images/s per core")
+    data.add_argument("--dataset", choices=["synthetic", "cpm15"], default="synthetic")
+    data.add_argument("--size", type=int, default=512)
+    data.add_argument("--batches", type=int, default=8)
+    data.set_defaults(run=_data)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -37,7 +37,7 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModu
     module_cls, datamodule_cls = TASKS[cfg.task.name]
     dataset = _plain(cfg.dataset)
     dataset.pop("exhaustive_test", None)
-    datamodule = datamodule_cls(**dataset)
+    datamodule = datamodule_cls(**dataset, augment=_plain(cfg.get("augment")))
     task = _plain(cfg.task)
     module = module_cls(model=_plain(cfg.model), loss=_plain(cfg.loss), optimizer=_plain(cfg.optimizer),
                         postprocess=task.get("postprocess"))
@@ -82,6 +82,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module, datamodule = build_run(cfg)
     # Read (and on first use prepare) the dataset before any logger starts: bad data fails fast and cleanly.
     datamodule.setup("fit")
+    preview = int((cfg.get("augment") or {}).get("preview", 0) or 0)
+    if preview:
+        from ..data.preview import preview_grid
+
+        path = preview_grid(datamodule.datasets["train"], preview, output_dir / "augment_preview.png")
+        log.info("augmentation preview of %d training samples -> %s (no training)", preview, path)
+        print(f"augmentation preview: {path}")
+        return {}
     tags = [f"dataset:{cfg.dataset.name}", f"task:{cfg.task.name}", f"loss:{cfg.loss.name}",
             f"sparsity:{cfg.sparsity}", *list(cfg.get("tags") or [])]
     failed = True

@@ -31,13 +31,17 @@ class SegmentationDataModule(pl.LightningDataModule):
             (for datasets of large or unequal images); ``None`` uses whole images.
         crops_per_epoch: random training crops per epoch (default: one per training image).
         eval_tile: side of the evaluation tiles (default: ``crop_size``).
+        augment: the ``augment`` config (``conf/augment``); when enabled, training samples go through
+            ``data.transforms.build_train_transform`` (crop + the paper's transforms); never val/test.
+        stain_augmentation: whether the data is H&E, so the HED stain transform applies (False: WBC-NuClick).
         **source_options: passed to the source (synthetic: ``num_train``, ``image_size``, ``seed``...;
             prepared: ``name``, ``format``, ``root``, ``cache_dir``, ``split``, ``strict``, ``reader``).
     """
 
     def __init__(self, source: str = "synthetic", sparsity: float = 1.0, sparsify_seed: int = 0,
                  batch_size: int = 8, num_workers: int = 0, crop_size: int | None = None,
-                 crops_per_epoch: int | None = None, eval_tile: int | None = None, **source_options: Any):
+                 crops_per_epoch: int | None = None, eval_tile: int | None = None,
+                 augment: dict[str, Any] | None = None, stain_augmentation: bool = True, **source_options: Any):
         super().__init__()
         self.source = source
         self.sparsity = check_sparsity(sparsity)
@@ -48,6 +52,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.num_workers = int(num_workers)
         self.crop_size, self.crops_per_epoch = crop_size, crops_per_epoch
         self.eval_tile = eval_tile or crop_size
+        self.augment = augment
+        self.stain_augmentation = bool(stain_augmentation)
         self.source_options = source_options
         self.datasets: dict[str, InstanceMapDataset] = {}
         self.annotated_objects: dict[str, tuple[int, int]] = {}
@@ -65,11 +71,20 @@ class SegmentationDataModule(pl.LightningDataModule):
             instances = self._sparse(name, split) if name in _SPLIT_ID_OFFSET else split.instances
             if name == "train":
                 dataset = InstanceMapDataset(split.images, instances, self.crop_size, random_crops=True,
-                                             samples_per_epoch=self.crops_per_epoch)
+                                             samples_per_epoch=self.crops_per_epoch, transform=self.train_transform())
             else:
                 dataset = InstanceMapDataset(split.images, instances, self.eval_tile)
             self.datasets[name] = dataset
             self.annotated_objects[name] = (_count_objects(instances), _count_objects(split.instances))
+
+    def train_transform(self) -> Any:
+        """The augmentation pipeline of training samples, or None when augmentation is off (then the
+        dataset's own random crop applies)."""
+        if not (self.augment and self.augment.get("enabled", False)):
+            return None
+        from .transforms import build_train_transform
+
+        return build_train_transform(self.crop_size, self.augment, stain=self.stain_augmentation)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,

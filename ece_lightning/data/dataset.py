@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,10 +33,13 @@ class InstanceMapDataset(Dataset):
             image with a grid of non-overlapping tiles (evaluation; the ragged border is left out unless
             the image is smaller than a tile, which is padded).
         samples_per_epoch: number of random crops per epoch (default: one per image).
+        transform: training pipeline (``data.transforms.build_train_transform``) that does the random crop
+            and the augmentation; its random state is drawn from torch's per item, so Lightning's seeding
+            makes runs reproducible. Evaluation datasets never get one.
     """
 
     def __init__(self, images: Sequence[np.ndarray], instances: Sequence[np.ndarray], crop_size: int | None = None,
-                 random_crops: bool = False, samples_per_epoch: int | None = None):
+                 random_crops: bool = False, samples_per_epoch: int | None = None, transform: Any = None):
         if len(images) != len(instances):
             raise ValueError(f"{len(images)} images but {len(instances)} instance maps")
         for i, (image, inst) in enumerate(zip(images, instances)):
@@ -48,6 +52,7 @@ class InstanceMapDataset(Dataset):
         self.crop_size = crop_size
         self.random_crops = bool(random_crops and crop_size)
         self.samples_per_epoch = int(samples_per_epoch or len(images))
+        self.transform = transform
         self.tiles: list[tuple[int, int, int]] = []
         if crop_size and not self.random_crops:
             for index, image in enumerate(images):
@@ -56,11 +61,18 @@ class InstanceMapDataset(Dataset):
                 self.tiles += [(index, r * crop_size, c * crop_size) for r in range(rows) for c in range(cols)]
 
     def __len__(self) -> int:
-        if self.random_crops:
+        if self.random_crops or self.transform is not None:
             return self.samples_per_epoch
         return len(self.tiles) if self.tiles else len(self.images)
 
     def _sample(self, item: int) -> tuple[int, np.ndarray, np.ndarray]:
+        if self.transform is not None:
+            from .transforms import apply_transform
+
+            index = item % len(self.images)
+            out = apply_transform(self.transform, self.images[index], self.instances[index],
+                                  seed=int(torch.randint(0, 2**31 - 1, ())))
+            return index, out["image"], out["instances"]
         if not self.crop_size:
             return item, self.images[item], self.instances[item]
         if self.random_crops:

@@ -19,3 +19,10 @@ def test_cuda_benchmark_without_a_gpu_says_so(capsys):
         return
     assert main(["loss", "--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_data_benchmark_prints_images_per_second_with_and_without_augmentation(capsys):
+    assert main(["data", "--size", "64", "--batches", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| synthetic |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["crop only", "paper"]
+    assert all(float(row.split("|")[4]) > 0 and int(row.split("|")[5]) >= 1 for row in rows)

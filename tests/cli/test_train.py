@@ -107,3 +107,19 @@ def test_missing_real_dataset_is_named_before_anything_runs(tmp_path):
                      env={"ECE_DATASETS": str(tmp_path / "nowhere")})
     assert result.returncode == 2
     assert "dataset.root=" in result.stderr and "nowhere/cpm15_miccai2015_train does not exist" in result.stderr
+
+
+def test_augmentation_preview_writes_a_grid_and_does_not_train(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "preview"
+    result = run_cli("ece-train", *TINY, "augment.preview=6", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    grid = Image.open(out / "augment_preview.png")
+    assert grid.size == (4 * 32 + 3 * 4, 2 * 32 + 4)  # 4 columns x 2 rows of 32 px tiles, 4 px gaps
+    assert not (out / "metrics.json").exists() and not (out / "checkpoints").exists()
+
+
+def test_bad_augmentation_probability_is_named(tmp_path):
+    result = run_cli("ece-train", *TINY, "augment.hflip.p=1.5", f"hydra.run.dir={tmp_path / 'x'}")
+    assert result.returncode == 2 and "augment.hflip.p=1.5 must be in [0, 1]" in result.stderr

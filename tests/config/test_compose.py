@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from ece_lightning.config import CONFIG_DIR, ConfigError, validate_config
 
-GROUPS = ["dataset", "task", "model", "loss", "trainer", "logger", "callbacks", "paths", "experiment"]
+GROUPS = ["dataset", "augment", "task", "model", "loss", "trainer", "logger", "callbacks", "paths", "experiment"]
 
 
 def _compose(*overrides: str):
