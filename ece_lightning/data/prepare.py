@@ -4,8 +4,8 @@ The cache of a dataset is one folder: ``samples/<id>.npz`` (compressed image and
 and ``manifest.json`` (format, options, the split's image ids, per-image object counts, source files with
 size and SHA-256, everything skipped and why). It is built in a temporary sibling folder and renamed into
 place, so a failed or interrupted preparation never leaves a half-written cache. Preparing again is a
-no-op while the manifest's key (format, options, split and the source files' names, sizes and mtimes)
-matches.
+no-op while the manifest's key (format, options, split, strictness and the source files' names, sizes and
+mtimes) matches.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def prepare_dataset(name: str, format: str, root: str | Path, cache_dir: str | P
     if not items:
         raise DatasetError(f"{root}: no usable images found ({len(skipped)} skipped: {'; '.join(skipped[:5])})")
     listing = _source_listing(items, root)
-    key = _key(fmt.name, options, split, listing)
+    key = _key(fmt.name, options, {**split, "strict": bool(strict)}, listing)
     target = cache_dir / name
     manifest = read_manifest(target)
     if manifest is not None and manifest.get("key") == key and not force:
