@@ -23,6 +23,7 @@ from .common import (
     Item,
     Sample,
     by_stem,
+    format_listing_with_itself,
     hint,
     pair_files,
     read_rgb,
@@ -149,13 +150,7 @@ def load_aperio(item: Item, **_: object) -> Sample:
 
 
 def _format(name: str, layout: str, source: str) -> DatasetFormat:
-    fmt: DatasetFormat
-
-    def list_items(root: str | Path, **options: object) -> list[Item]:
-        return list_aperio(root, fmt, **options)
-
-    fmt = DatasetFormat(name=name, list_items=list_items, load_item=load_aperio, layout=layout, source=source)
-    return fmt
+    return format_listing_with_itself(name, list_aperio, load_aperio, layout, source)
 
 
 MONUSEG = _format(

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"})
+
 
 class DatasetError(ValueError):
     """A problem with the user's dataset files; the message names the file and what was expected."""
@@ -99,21 +101,35 @@ def by_stem(paths: Iterable[Path], suffix: str = "") -> dict[str, Path]:
     return {p.stem.removesuffix(suffix): p for p in sorted(paths) if p.is_file()}
 
 
-def glob_any_case(folder: Path, *extensions: str) -> list[Path]:
-    wanted = {e.lower() for e in extensions}
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in wanted) if folder.is_dir() else []
+def images_in(folder: Path) -> dict[str, Path]:
+    """Image files of ``folder`` (any common raster suffix, any case) by stem."""
+    return by_stem(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def format_listing_with_itself(name: str, list_items: Callable[..., list[Item]], load_item: Callable[..., Sample],
+                               layout: str, source: str) -> DatasetFormat:
+    """A DatasetFormat whose lister takes the format as second argument (to name it in its errors)."""
+    fmt: DatasetFormat
+
+    def list_with_format(root: str | Path, **options: object) -> list[Item]:
+        return list_items(root, fmt, **options)
+
+    fmt = DatasetFormat(name=name, list_items=list_with_format, load_item=load_item, layout=layout, source=source)
+    return fmt
 
 
 def read_rgb(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB of a PNG/BMP/JPEG/TIFF (RGBA drops alpha, grey is repeated), or a DatasetError."""
-    path = Path(path)
+    return _to_rgb_uint8(_decode(Path(path), "image", rgb=True), Path(path))
+
+
+def _decode(path: Path, what: str, rgb: bool) -> np.ndarray:
     if not path.is_file():
-        raise DatasetError(f"{path}: image file not found")
+        raise DatasetError(f"{path}: {what} file not found")
     try:
-        array = _read_array(path, rgb=True)
+        return _read_array(path, rgb=rgb)
     except Exception as error:  # PIL/tifffile raise many types for corrupt files
-        raise DatasetError(f"{path}: unreadable or corrupt image ({type(error).__name__}: {error})") from None
-    return _to_rgb_uint8(array, path)
+        raise DatasetError(f"{path}: unreadable or corrupt {what} ({type(error).__name__}: {error})") from None
 
 
 def _read_array(path: Path, rgb: bool) -> np.ndarray:
@@ -154,12 +170,7 @@ def _to_rgb_uint8(array: np.ndarray, path: Path) -> np.ndarray:
 def read_mask(path: Path) -> np.ndarray:
     """(H, W) 2-D array of a mask image (PNG/BMP/TIFF); colour masks are reduced to their max channel."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: mask file not found")
-    try:
-        array = _read_array(path, rgb=False)
-    except Exception as error:
-        raise DatasetError(f"{path}: unreadable or corrupt mask ({type(error).__name__}: {error})") from None
+    array = _decode(path, "mask", rgb=False)
     if array.ndim == 3:
         array = array[..., :3].max(axis=-1)
     if array.ndim != 2:

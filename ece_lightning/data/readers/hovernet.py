@@ -19,6 +19,7 @@ from .common import (
     as_instance_map,
     by_stem,
     check_same_size,
+    format_listing_with_itself,
     hint,
     load_mat,
     pair_files,
@@ -76,13 +77,7 @@ def load_hovernet(item: Item, **_: object) -> Sample:
 
 
 def _format(name: str, layout: str, source: str) -> DatasetFormat:
-    fmt: DatasetFormat
-
-    def list_items(root: str | Path, **options: object) -> list[Item]:
-        return list_hovernet(root, fmt, **options)
-
-    fmt = DatasetFormat(name=name, list_items=list_items, load_item=load_hovernet, layout=layout, source=source)
-    return fmt
+    return format_listing_with_itself(name, list_hovernet, load_hovernet, layout, source)
 
 
 CONSEP = _format(

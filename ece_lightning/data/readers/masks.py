@@ -18,20 +18,14 @@ from .common import (
     DatasetFormat,
     Item,
     Sample,
-    by_stem,
     check_same_size,
     hint,
+    images_in,
     pair_files,
     read_mask,
     read_rgb,
     require_folder,
 )
-
-_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"}
-
-
-def _images_in(folder: Path) -> dict[str, Path]:
-    return by_stem(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
 
 
 def list_tnbc(root: str | Path, strict: bool = True, skipped: list[str] | None = None, **_: object) -> list[Item]:
@@ -48,7 +42,7 @@ def list_tnbc(root: str | Path, strict: bool = True, skipped: list[str] | None =
                 raise DatasetError(f"{message}. {hint(TNBC)}")
             (skipped if skipped is not None else []).append(message)
             continue
-        images, masks = _images_in(slide_dir), _images_in(gt_dir)
+        images, masks = images_in(slide_dir), images_in(gt_dir)
         for key in pair_files(images, masks, slide_dir, strict, skipped if skipped is not None else []):
             item_id = key if key.startswith(f"{slide}_") else f"{slide}_{key}"  # TNBC names files 01_1.png
             items.append(Item(id=item_id, image=images[key], annotation=masks[key], group=f"slide_{slide}"))
@@ -68,7 +62,7 @@ def list_wbc(root: str | Path, strict: bool = True, skipped: list[str] | None = 
         sub = {p.name.lower(): p for p in where.iterdir() if p.is_dir()}
         if "images" not in sub or "masks" not in sub:
             raise DatasetError(f"{where}: expected images/ and masks/ sub-folders. {hint(WBC_NUCLICK)}")
-        images, masks = _images_in(sub["images"]), _images_in(sub["masks"])
+        images, masks = images_in(sub["images"]), images_in(sub["masks"])
         for key in pair_files(images, masks, where, strict, skipped if skipped is not None else []):
             items.append(Item(id=f"{split}_{key}", image=images[key], annotation=masks[key], split=split))
     return items

@@ -24,13 +24,12 @@ from .common import (
     Sample,
     by_stem,
     hint,
+    images_in,
     load_mat,
     pair_files,
     read_rgb,
     require_folder,
 )
-
-_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"}
 
 
 def list_crchisto(root: str | Path, strict: bool = True, skipped: list[str] | None = None, **_: object) -> list[Item]:
@@ -74,7 +73,7 @@ def list_generic(root: str | Path, strict: bool = True, skipped: list[str] | Non
     images_dir = folder / "images"
     if not images_dir.is_dir():
         raise DatasetError(f"{folder}: no images/ folder. {hint(GENERIC)}")
-    images = by_stem(p for p in images_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    images = images_in(images_dir)
     table = folder / "annotations.csv"
     skipped = skipped if skipped is not None else []
     if table.is_file():
