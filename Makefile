@@ -23,10 +23,12 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 install: $(VENV)/.installed-runtime
 install-dev: $(VENV)/.installed-dev
 
-# The main job: loss x sparsity on the embedded synthetic tiles (CPU), then the results table.
+# The main job: loss x sparsity on the embedded synthetic tiles (CPU), segmentation then detection, then
+# the results table.
 demo: $(VENV)/.installed-runtime
 	rm -rf outputs/demo
 	$(BIN)/ece-train -m experiment=demo
+	$(BIN)/ece-train -m experiment=demo_detection
 	$(BIN)/ece-report outputs/demo
 
 # Fast tests (the `slow` marker is excluded by pyproject's addopts).

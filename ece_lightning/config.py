@@ -48,6 +48,26 @@ def apply_raw_root(cfg: DictConfig) -> None:
             cfg.dataset.root = str(raw)
 
 
+def _check_detection_task(errors: list[str], task: DictConfig) -> None:
+    for key, value in (task.get("loss_weights") or {}).items():
+        if key == "normalize":
+            _check(errors, value in ("cells", "groups"), f"task.loss_weights.normalize={value!r} must be cells or groups")
+            continue
+        _check(errors, key in ("lambda_objects", "lambda_background", "lambda_box"),
+               f"task.loss_weights.{key} is unknown; valid: lambda_objects, lambda_background, lambda_box, normalize")
+        _check(errors, _is_number(value) and value >= 0, f"task.loss_weights.{key}={value!r} must be a number >= 0")
+    post = task.get("postprocess") or {}
+    for key in ("score_threshold", "nms_iou"):
+        value = post.get(key, 0.5)
+        _check(errors, _is_number(value) and 0 <= value <= 1, f"task.postprocess.{key}={value!r} must lie in [0, 1]")
+    metrics = task.get("metrics") or {}
+    iou = metrics.get("iou_threshold", 0.5)
+    _check(errors, _is_number(iou) and 0 < iou <= 1, f"task.metrics.iou_threshold={iou!r} must lie in (0, 1]")
+    radius = metrics.get("point_radius", 0.0)
+    _check(errors, _is_number(radius) and radius >= 0,
+           f"task.metrics.point_radius={radius!r} must be a number >= 0 (pixels; 0 = no point F1)")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every invalid key of a composed ``train.yaml`` config."""
     from .data.sources import SOURCES
@@ -124,8 +144,22 @@ def validate_config(cfg: DictConfig) -> None:
         value = dataset.get(key)
         _check(errors, value is None or (_is_int(value) and value >= 1),
                f"dataset.{key}={value!r} must be an integer >= 1 (or null)")
+    task_name, model_name = cfg.task.get("name"), model.get("name")
+    if task_name in TASKS and model_name in MODELS:
+        model_task = getattr(MODELS[model_name], "task", None)
+        _check(errors, model_task == task_name,
+               f"model.name={model_name!r} is a {model_task} model but task.name={task_name!r}; use "
+               + " or ".join(f"model={n}" for n in sorted(MODELS) if getattr(MODELS[n], "task", None) == task_name))
+    if model_name == "yollo":
+        depth = model.get("depth")
+        _check(errors, _is_int(depth) and 1 <= depth <= 5, f"model.depth={depth!r} must be an integer in 1..5 "
+               "(the number of max pools; stride 2**depth)")
+        anchor = model.get("anchor", 16.0)
+        _check(errors, _is_number(anchor) and anchor > 0, f"model.anchor={anchor!r} must be a number > 0 (pixels)")
+    if task_name == "detection":
+        _check_detection_task(errors, cfg.task)
     depth = model.get("depth")
-    if model.get("name") == "unet" and _is_int(depth) and depth >= 1:
+    if model_name in ("unet", "yollo") and _is_int(depth) and depth >= 1:
         for key in ("image_size", "crop_size", "eval_tile"):
             size = dataset.get(key)
             if _is_int(size) and size >= 1:

@@ -35,3 +35,22 @@ def test_demo_sweep_shows_the_sparse_shot_problem(demo_dice):
 def test_demo_meets_the_ece_targets_of_issue_3(demo_dice):
     assert demo_dice[("ece", 0.3)] >= 0.9 * demo_dice[("ce", 1.0)]
     assert demo_dice[("ece", 1.0)] >= demo_dice[("ce", 1.0)] - 0.02
+
+
+@pytest.fixture(scope="module")
+def demo_f1(tmp_path_factory):
+    sweep = tmp_path_factory.mktemp("demo_detection")
+    result = run_cli("ece-train", "-m", "experiment=demo_detection", f"hydra.sweep.dir={sweep}", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    f1 = {}
+    for path in sweep.rglob("metrics.json"):
+        metrics = json.loads(path.read_text())
+        f1[(metrics["loss"], metrics["sparsity"])] = metrics["test/f1"]
+    return f1
+
+
+@pytest.mark.slow
+def test_demo_detection_meets_the_targets_of_issue_6(demo_f1):
+    assert demo_f1[("ce", 1.0)] > 0.7
+    assert demo_f1[("ece", 0.3)] >= demo_f1[("ce", 0.3)] + 0.15
+    assert demo_f1[("ece", 0.3)] >= 0.9 * demo_f1[("ce", 1.0)]

@@ -1,6 +1,7 @@
 """Lightning callbacks shared by the task modules."""
 
 from .annealing import ECEAnnealing, scheduled_losses
+from .predictions import TestPredictions
 from .test_curve import TestCurve
 
-__all__ = ["ECEAnnealing", "TestCurve", "scheduled_losses"]
+__all__ = ["ECEAnnealing", "TestCurve", "TestPredictions", "scheduled_losses"]

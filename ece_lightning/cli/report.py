@@ -1,4 +1,4 @@
-"""`ece-report DIR`: gather every metrics.json under DIR into results.csv, results.md and a plot."""
+"""`ece-report DIR`: gather every metrics.json under DIR into results.csv, results.md and plots."""
 
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def plot_metric_vs_sparsity(frame: pd.DataFrame, metric: str, path: Path) -> Pat
 
 
 def report(root: Path, out_dir: Path | None = None) -> tuple[pd.DataFrame, list[Path]]:
-    """Write results.csv, results.md and the Dice-vs-sparsity plot for the runs under ``root``;
+    """Write results.csv, results.md and the Dice- and F1-vs-sparsity plots (for the tasks present) for the
+    runs under ``root``;
     returns the summary table and the files written."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such directory (give a run or sweep output directory)")
@@ -102,8 +103,9 @@ def report(root: Path, out_dir: Path | None = None) -> tuple[pd.DataFrame, list[
     table = summary_table(frame)
     written = [atomic_write_text(out_dir / "results.csv", frame.to_csv(index=False)),
                atomic_write_text(out_dir / "results.md", to_markdown(table))]
-    plot = plot_metric_vs_sparsity(frame, "test/dice", out_dir / "dice_vs_sparsity.png")
-    return table, written + ([plot] if plot else [])
+    plots = [plot_metric_vs_sparsity(frame, metric, out_dir / f"{SHORT_NAMES[metric]}_vs_sparsity.png")
+             for metric in ("test/dice", "test/f1")]
+    return table, written + [plot for plot in plots if plot]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,19 +39,30 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModu
     dataset.pop("exhaustive_test", None)
     datamodule = datamodule_cls(**dataset, augment=_plain(cfg.get("augment")))
     task = _plain(cfg.task)
-    module = module_cls(model=_plain(cfg.model), loss=_plain(cfg.loss), optimizer=_plain(cfg.optimizer),
-                        postprocess=task.get("postprocess"))
+    task.pop("name")
+    # Every other key of the task config is an argument of its module (postprocess, loss_weights, ...).
+    module = module_cls(model=_plain(cfg.model), loss=_plain(cfg.loss), optimizer=_plain(cfg.optimizer), **task)
     return module, datamodule
 
 
+def _config_choice(group: str) -> str | None:
+    """The option picked for a config group (``loss=ece_exhaustive`` -> "ece_exhaustive"), when Hydra runs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return HydraConfig.get().runtime.choices.get(group)
+    except ValueError:  # composed outside a Hydra run (tests, notebooks)
+        return None
+
+
 def run_metrics(cfg: DictConfig, trainer: pl.Trainer, test_results: dict[str, float], wall_s: float,
-                datamodule: pl.LightningDataModule) -> dict[str, Any]:
+                datamodule: pl.LightningDataModule, fit_results: dict[str, Any] | None = None) -> dict[str, Any]:
     """The flat ``metrics.json`` object."""
     metrics: dict[str, Any] = {
         "dataset": cfg.dataset.name,
         "task": cfg.task.name,
         "model": cfg.model.name,
-        "loss": cfg.loss.name,
+        "loss": _config_choice("loss") or cfg.loss.name,
         "sparsity": float(cfg.sparsity),
         "seed": int(cfg.seed),
         "epochs": int(trainer.current_epoch),
@@ -63,7 +74,8 @@ def run_metrics(cfg: DictConfig, trainer: pl.Trainer, test_results: dict[str, fl
     for split, (annotated, total) in getattr(datamodule, "annotated_objects", {}).items():
         metrics[f"objects/{split}_annotated"] = annotated
         metrics[f"objects/{split}_total"] = total
-    for key, value in trainer.callback_metrics.items():
+    # The last validation and training-epoch values (trainer.test() replaces the trainer's callback metrics).
+    for key, value in (trainer.callback_metrics if fit_results is None else fit_results).items():
         if key.startswith(("val/", "train/loss_epoch")):
             metrics[key] = float(value)
     metrics.update({key: float(value) for key, value in test_results.items()})
@@ -101,8 +113,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                      if isinstance(c, DictConfig) and "_target_" in c]
         trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
         trainer.fit(module, datamodule=datamodule)
+        fit_results = dict(trainer.callback_metrics)
         test_results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-        metrics = run_metrics(cfg, trainer, test_results, time.perf_counter() - started, datamodule)
+        metrics = run_metrics(cfg, trainer, test_results, time.perf_counter() - started, datamodule, fit_results)
         atomic_write_json(output_dir / "metrics.json", metrics)
         summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith("test/"))
         log.info("finished in %.1f s: %s", metrics["wall_s"], summary)

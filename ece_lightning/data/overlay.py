@@ -1,4 +1,5 @@
-"""Outlines of instances (or crosses at points) drawn on an image, for looking at annotations."""
+"""Outlines of instances, crosses at points and box outlines drawn on an image, for looking at annotations
+and predictions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 OUTLINE_COLOUR = (0, 255, 0)
+PREDICTION_COLOUR = (255, 0, 255)
 
 
 def draw_outlines(image: np.ndarray, instances: np.ndarray | None = None, points: np.ndarray | None = None,
@@ -37,3 +39,44 @@ def save_overlay(path: str | Path, image: np.ndarray, instances: np.ndarray | No
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(draw_outlines(image, instances, points)).save(path)
     return path
+
+
+def draw_box_outlines(image: np.ndarray, boxes: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    """Paint (in place) the one-pixel outline of every (x0, y0, x1, y1) pixel-edge box on ``image``."""
+    height, width = image.shape[:2]
+    for x0, y0, x1, y1 in np.asarray(boxes, dtype=float).reshape(-1, 4):
+        left, top = int(np.clip(np.floor(x0), 0, width - 1)), int(np.clip(np.floor(y0), 0, height - 1))
+        right, bottom = int(np.clip(np.ceil(x1) - 1, 0, width - 1)), int(np.clip(np.ceil(y1) - 1, 0, height - 1))
+        image[top, left:right + 1] = colour
+        image[bottom, left:right + 1] = colour
+        image[top:bottom + 1, left] = colour
+        image[top:bottom + 1, right] = colour
+    return image
+
+
+def draw_boxes(image: np.ndarray, labels: np.ndarray | None = None, predictions: np.ndarray | None = None
+               ) -> np.ndarray:
+    """Copy of ``image`` with label boxes in green and predicted boxes in magenta (drawn on top)."""
+    out = np.array(image, dtype=np.uint8, copy=True)
+    if labels is not None:
+        draw_box_outlines(out, labels, OUTLINE_COLOUR)
+    if predictions is not None:
+        draw_box_outlines(out, predictions, PREDICTION_COLOUR)
+    return out
+
+
+def draw_instances(image: np.ndarray, labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Copy of ``image`` with label instance outlines in green and predicted ones in magenta (on top)."""
+    return draw_outlines(draw_outlines(image, labels), predictions, colour=PREDICTION_COLOUR)
+
+
+def side_by_side(images: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """One RGB image of ``images`` in a row, top-aligned, separated by white columns."""
+    height = max(image.shape[0] for image in images)
+    width = sum(image.shape[1] for image in images) + gap * (len(images) - 1)
+    out = np.full((height, width, 3), 255, np.uint8)
+    x = 0
+    for image in images:
+        out[: image.shape[0], x : x + image.shape[1]] = image
+        x += image.shape[1] + gap
+    return out

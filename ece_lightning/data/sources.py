@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,12 @@ class Split:
         return len(self.images)
 
 
+@functools.lru_cache(maxsize=8)
+def _generated_split(seed: int, start: int, count: int, cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    # A sweep runs many jobs in one process on the same tiles: generate them once (callers get copies).
+    return generate_split(seed, start, count, cfg)
+
+
 def load_synthetic(seed: int = 0, num_train: int = 96, num_val: int = 16, num_test: int = 32,
                    image_size: int = 128, generator: dict[str, Any] | None = None, **_: Any) -> dict[str, Split]:
     """The embedded synthetic dataset: disjoint tile-index ranges per split, all derived from ``seed``."""
@@ -34,7 +41,8 @@ def load_synthetic(seed: int = 0, num_train: int = 96, num_val: int = 16, num_te
     cfg = SyntheticConfig(image_size=int(image_size), **options)
     splits, start = {}, 0
     for split, count in (("train", num_train), ("val", num_val), ("test", num_test)):
-        splits[split] = Split(*generate_split(seed, start, int(count), cfg))
+        images, instances = _generated_split(int(seed), start, int(count), cfg)
+        splits[split] = Split(images.copy(), instances.copy())
         start += int(count)
     return splits
 

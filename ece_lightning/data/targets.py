@@ -1,9 +1,11 @@
 """Targets derived from annotations: instances from foreground-only masks (watershed split), boxes
-from instances, and the power-of-two crop size of the paper's pre-processing. Pure numpy/scipy."""
+from instances (numpy per image, or torch per batch on the device for detection targets), and the
+power-of-two crop size of the paper's pre-processing."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import ndimage as ndi
 
 
@@ -67,3 +69,40 @@ def power_of_two_below(size: int) -> int:
     if int(size) < 1:
         raise ValueError(f"size={size} must be >= 1")
     return 1 << (int(size).bit_length() - 1)
+
+
+def instance_boxes(instances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes of every instance of a batch of instance maps, on the maps' device.
+
+    Args:
+        instances: (B, H, W) integer instance maps (0 = no object; ids need not be sequential).
+
+    Returns:
+        ``boxes`` (K, 4) float32 as (x0, y0, x1, y1) in pixel-edge coordinates (an instance covering
+        columns 3..5 has x0 = 3, x1 = 6: the same boxes as ``boxes_from_instances``) and ``image_index``
+        (K,) int64, the batch row of each box; ordered by image, then instance id.
+    """
+    if instances.dim() != 3:
+        raise ValueError(f"instance maps must be (B, H, W), got {tuple(instances.shape)}")
+    batch, height, width = instances.shape
+    device = instances.device
+    ids = instances.reshape(batch, -1).long()
+    max_id = int(ids.max()) if ids.numel() else 0
+    if max_id <= 0:
+        return torch.zeros((0, 4), dtype=torch.float32, device=device), torch.zeros(0, dtype=torch.int64, device=device)
+    inside = ids > 0
+    keys = (torch.arange(batch, device=device)[:, None] * (max_id + 1) + ids)[inside]
+    ys = torch.arange(height, device=device).repeat_interleave(width).expand(batch, -1)[inside]
+    xs = torch.arange(width, device=device).repeat(height).expand(batch, -1)[inside]
+    slots = batch * (max_id + 1)
+
+    def reduce(values: torch.Tensor, how: str, initial: int) -> torch.Tensor:
+        out = torch.full((slots,), initial, dtype=torch.int64, device=device)
+        return out.scatter_reduce_(0, keys, values, reduce=how, include_self=True)
+
+    x0, x1 = reduce(xs, "amin", width), reduce(xs, "amax", -1)
+    y0, y1 = reduce(ys, "amin", height), reduce(ys, "amax", -1)
+    present = x1 >= 0
+    boxes = torch.stack([x0, y0, x1 + 1, y1 + 1], dim=1)[present].float()
+    image_index = torch.div(present.nonzero().squeeze(1), max_id + 1, rounding_mode="floor")
+    return boxes, image_index

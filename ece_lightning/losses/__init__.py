@@ -3,7 +3,8 @@
 Every loss is a pure-torch ``nn.Module`` called as ``loss(logits, target)``. A loss that needs the
 dataset sample index (temporal-ensembling baselines) sets ``requires_index = True`` and is then
 called as ``loss(logits, target, index=...)``; one with a training schedule exposes
-``set_progress(epoch, max_epochs)``, which the annealing callback drives.
+``set_progress(epoch, max_epochs)``, which the annealing callback drives. Every entry takes binary
+logits too, so it can serve as the objectness loss of detection (``DetectionLoss``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ from typing import Any
 from torch import nn
 
 from .ce import CrossEntropy
+from .detection import DetectionLoss
 from .ece import ExclusiveCrossEntropy
+from .focal import FocalLoss
 from .schedules import SigmoidSchedule
 
-LOSSES: dict[str, Callable[..., nn.Module]] = {"ce": CrossEntropy, "ece": ExclusiveCrossEntropy}
+LOSSES: dict[str, Callable[..., nn.Module]] = {
+    "ce": CrossEntropy,
+    "ece": ExclusiveCrossEntropy,
+    "focal": FocalLoss,
+}
 
 
 def build_loss(name: str, **kwargs: Any) -> nn.Module:
@@ -27,4 +34,4 @@ def build_loss(name: str, **kwargs: Any) -> nn.Module:
     return LOSSES[name](**kwargs)
 
 
-__all__ = ["LOSSES", "CrossEntropy", "ExclusiveCrossEntropy", "SigmoidSchedule", "build_loss"]
+__all__ = ["LOSSES", "CrossEntropy", "DetectionLoss", "ExclusiveCrossEntropy", "FocalLoss", "SigmoidSchedule", "build_loss"]

@@ -1,4 +1,5 @@
-"""Network registry: a config names an entry (``model.name``) and passes its arguments."""
+"""Network registry: a config names an entry (``model.name``) and passes its arguments. Every model class
+says which task it serves (``task = "segmentation"`` or ``"detection"``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 from torch import nn
 
 from .unet import UNet
+from .yollo import YOLLO
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"unet": UNet}
+MODELS: dict[str, Callable[..., nn.Module]] = {"unet": UNet, "yollo": YOLLO}
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
@@ -19,4 +21,4 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-__all__ = ["MODELS", "UNet", "build_model"]
+__all__ = ["MODELS", "UNet", "YOLLO", "build_model"]

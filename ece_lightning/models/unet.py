@@ -29,6 +29,8 @@ class UNet(nn.Module):
         depth: number of poolings (paper: 4). Inputs must have sides divisible by ``2**depth``.
     """
 
+    task = "segmentation"
+
     def __init__(self, in_channels: int = 3, num_classes: int = 2, base_channels: int = 64, depth: int = 4):
         super().__init__()
         if in_channels < 1 or num_classes < 1 or base_channels < 1:

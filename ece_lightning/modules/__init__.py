@@ -1,5 +1,6 @@
 """LightningModules (thin: wiring and logging, no maths)."""
 
+from .detection import DetectionModule
 from .segmentation import SegmentationModule
 
-__all__ = ["SegmentationModule"]
+__all__ = ["DetectionModule", "SegmentationModule"]

@@ -90,6 +90,21 @@ class SegmentationModule(pl.LightningModule):
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
 
+    def draw_predictions(self, batch: dict[str, torch.Tensor], max_images: int = 4) -> list:
+        """RGB uint8 images of the first ``max_images`` samples with label instance outlines (green) and
+        predicted ones (magenta)."""
+        from ..data.overlay import draw_instances
+
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            images = batch["image"][:max_images].to(self.device)
+            _, instances = self.segment(self(images))
+        self.train(was_training)
+        labels = batch["instances"][:max_images].cpu().numpy()
+        return [draw_instances((image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy(), label,
+                               predicted) for image, label, predicted in zip(images, labels, instances.numpy())]
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         cfg = self.optimizer_cfg
         return torch.optim.Adam(self.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),

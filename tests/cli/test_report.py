@@ -39,3 +39,18 @@ def test_report_of_an_empty_directory_fails_clearly(tmp_path):
     assert result.returncode == 2
     assert "no metrics.json found" in result.stderr
     assert not (tmp_path / "results.csv").exists()
+
+
+def test_report_of_segmentation_and_detection_runs_has_both_metric_families(tmp_path, capsys):
+    _write(tmp_path, "segmentation/a", "ce", 0.3, 0, 0.2)
+    run = tmp_path / "detection" / "b"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({
+        "dataset": "synthetic", "task": "detection", "model": "yollo", "loss": "ece", "sparsity": 0.3, "seed": 0,
+        "epochs": 2, "wall_s": 1.0, "test/f1": 0.7, "test/precision": 0.8, "test/recall": 0.6,
+    }))
+    assert main([str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| dataset | task | model | loss | sparsity | seed | dice | aji | f1 | precision | recall | epochs | wall_s |"
+    assert "| synthetic | detection | yollo | ece | 0.300 | 0 |  |  | 0.700 | 0.800 | 0.600 | 2 | 1.000 |" in lines
+    assert (tmp_path / "dice_vs_sparsity.png").is_file() and (tmp_path / "f1_vs_sparsity.png").is_file()

@@ -29,6 +29,7 @@ def test_run_writes_a_valid_metrics_json(tiny_run):
     assert 0.0 <= metrics["test/dice"] <= 1.0 and 0.0 <= metrics["test/aji"] <= 1.0
     assert metrics["objects/train_annotated"] < metrics["objects/train_total"]
     assert metrics["objects/test_annotated"] == metrics["objects/test_total"]
+    assert 0.0 <= metrics["val/dice"] <= 1.0 and "train/loss_epoch" in metrics  # the fit's last values survive test
 
 
 def test_run_writes_checkpoint_config_and_csv_log(tiny_run):

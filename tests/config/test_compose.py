@@ -27,11 +27,16 @@ def test_every_group_has_entries():
     assert {group for group, _ in _entries()} == set(GROUPS)
 
 
+# A task and its model are chosen together (a mismatch is a ConfigError, tested below).
+COMPANIONS = {"task=detection": ["model=yollo"], "model=yollo": ["task=detection"]}
+
+
 @pytest.mark.parametrize("group, entry", list(_entries()))
 def test_every_entry_composes_and_validates(group, entry, tmp_path):
-    cfg = _compose(f"{group}={entry}")
+    overrides = [f"{group}={entry}", *COMPANIONS.get(f"{group}={entry}", [])]
+    cfg = _compose(*overrides)
     if group == "dataset" and cfg.dataset.get("root") and not Path(cfg.dataset.root).is_dir():
-        cfg = _compose(f"{group}={entry}", f"dataset.root={tmp_path}")  # datasets we do not hold
+        cfg = _compose(*overrides, f"dataset.root={tmp_path}")  # datasets we do not hold
     validate_config(cfg)
     # Every interpolation resolves except Hydra's runtime output folder (set only inside a job).
     plain = OmegaConf.to_container(cfg, resolve=False)
@@ -115,3 +120,27 @@ def test_unknown_format_and_split_method_are_named():
         validate_config(cfg)
     assert "dataset.format='cpm16' is not registered" in str(info.value)
     assert "dataset.split.method='slides' must be one of auto, given, random" in str(info.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["task=detection"], "model.name='unet' is a segmentation model but task.name='detection'; use model=yollo"),
+    (["model=yollo"], "model.name='yollo' is a detection model but task.name='segmentation'; use model=unet"),
+    (["task=detection", "model=yollo", "model.depth=6"], "model.depth=6 must be an integer in 1..5"),
+    (["task=detection", "model=yollo", "model.depth=3", "dataset.image_size=100"],
+     "dataset.image_size=100 must be divisible by 2\\*\\*model.depth = 8"),
+    (["task=detection", "model=yollo", "task.postprocess.nms_iou=1.5"], "task.postprocess.nms_iou=1.5 must lie in"),
+    (["task=detection", "model=yollo", "task.loss_weights.lambda_background=-1"],
+     "task.loss_weights.lambda_background=-1 must be a number >= 0"),
+    (["task=detection", "model=yollo", "task.loss_weights.normalize=images"], "normalize='images' must be cells or groups"),
+])
+def test_detection_config_problems_are_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(_compose(*overrides))
+
+
+def test_detection_demo_is_a_cpu_sweep_over_losses_and_sparsity():
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=demo_detection"], return_hydra_config=True)
+    assert cfg.task.name == "detection" and cfg.model.name == "yollo" and cfg.trainer.accelerator == "cpu"
+    assert cfg.task.loss_weights.lambda_background == 10 and cfg.task.postprocess.nms_iou == 0.2
+    assert cfg.hydra.sweeper.params == {"loss": "ce,ece", "sparsity": "0.3,1.0"}

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
+import torch
 
-from ece_lightning.data.targets import boxes_from_instances, power_of_two_below, watershed_split
+from ece_lightning.data.targets import (
+    boxes_from_instances,
+    instance_boxes,
+    power_of_two_below,
+    watershed_split,
+)
 
 from .native import disc_instances, touching_foreground
 
@@ -45,3 +51,29 @@ def test_boxes_enclose_each_instance_exactly():
 @pytest.mark.parametrize("size, expected", [(1000, 512), (512, 512), (513, 512), (439, 256), (1, 1)])
 def test_power_of_two_below(size, expected):
     assert power_of_two_below(size) == expected
+
+
+def test_instance_boxes_match_the_numpy_boxes_on_a_batch():
+    maps = np.zeros((3, 20, 24), np.int32)
+    maps[0, 2:5, 3:9] = 4
+    maps[0, 10:18, 20:24] = 9   # touches the right border
+    maps[2, 0:1, 0:1] = 1       # a single pixel in the corner
+    maps[2, 5:12, 5:7] = 70     # ids need not be sequential
+    maps[2, 6, 10] = 70         # an instance of two components spans both
+    boxes, image = instance_boxes(torch.from_numpy(maps))
+    expected, rows = [], []
+    for index, inst in enumerate(maps):
+        centred, _ = boxes_from_instances(inst)
+        for cx, cy, w, h in centred:
+            expected.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+            rows.append(index)
+    torch.testing.assert_close(boxes, torch.tensor(expected, dtype=torch.float32))
+    assert image.tolist() == rows == [0, 0, 2, 2]
+    assert boxes[-1].tolist() == [5.0, 5.0, 11.0, 12.0]
+
+
+def test_instance_boxes_of_empty_maps():
+    boxes, image = instance_boxes(torch.zeros((2, 8, 8), dtype=torch.int32))
+    assert boxes.shape == (0, 4) and image.shape == (0,)
+    with pytest.raises(ValueError, match=r"\(B, H, W\)"):
+        instance_boxes(torch.zeros((8, 8), dtype=torch.int32))

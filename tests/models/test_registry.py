@@ -1,23 +1,24 @@
 import pytest
 import torch
 
-from ece_lightning.models import MODELS, UNet, build_model
+from ece_lightning.models import MODELS, YOLLO, UNet, build_model
 
-SMALL = {"unet": {"base_channels": 4, "depth": 2}}
+SMALL = {"unet": {"base_channels": 4, "depth": 2}, "yollo": {"base_channels": 4, "depth": 2}}
+# Output of a (2, 3, 32, 48) input: segmentation keeps the size, detection gives a 5-channel grid.
+EXPECTED_SHAPE = {"segmentation": (2, 2, 32, 48), "detection": (2, 5, 8, 12)}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_model_keeps_the_input_size_and_trains(name):
+def test_every_model_has_its_task_shape_and_trains(name):
     model = build_model(name, **SMALL[name])
-    x = torch.rand(2, 3, 32, 48)
-    out = model(x)
-    assert out.shape == (2, 2, 32, 48)
+    out = model(torch.rand(2, 3, 32, 48))
+    assert out.shape == EXPECTED_SHAPE[MODELS[name].task]
     out.mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 def test_unknown_model_lists_the_registry():
-    with pytest.raises(KeyError, match="registered models: unet"):
+    with pytest.raises(KeyError, match="registered models: unet, yollo"):
         build_model("resnet")
 
 
@@ -45,3 +46,32 @@ def test_unet_rejects_sizes_it_cannot_pool():
 def test_unet_rejects_bad_arguments(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         UNet(**bad)
+
+
+def test_yollo_is_seven_convolutions_with_batch_norm_and_max_pooling():
+    model = YOLLO(base_channels=4, depth=3)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 7 and convs[-1].kernel_size == (1, 1) and convs[-1].out_channels == 5
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 6
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model.modules()) == 3
+    assert [c.out_channels for c in convs[:6]] == [4, 8, 16, 32, 32, 32]
+    assert model.stride == 8 and model(torch.rand(1, 3, 64, 32)).shape == (1, 5, 8, 4)
+
+
+def test_yollo_starts_at_its_prior_objectness():
+    torch.manual_seed(0)
+    model = YOLLO(base_channels=4, depth=2, prior_probability=0.05).eval()
+    scores = torch.sigmoid(model(torch.rand(2, 3, 32, 32))[:, 0])
+    assert scores.mean().item() == pytest.approx(0.05, abs=0.03)
+
+
+@pytest.mark.parametrize("bad, name", [({"depth": 0}, "depth"), ({"depth": 6}, "depth"), ({"anchor": 0}, "anchor"),
+                                       ({"prior_probability": 1.0}, "prior_probability")])
+def test_yollo_rejects_bad_arguments(bad, name):
+    with pytest.raises(ValueError, match=name):
+        YOLLO(**bad)
+
+
+def test_yollo_rejects_sizes_off_its_grid():
+    with pytest.raises(ValueError, match="divisible by the stride 8"):
+        YOLLO(base_channels=2, depth=3)(torch.rand(1, 3, 20, 24))

@@ -1,0 +1,132 @@
+"""Detection LightningModule: wires YOLLO, the YOLO loss with a pluggable objectness loss, NMS and F1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torchmetrics import MetricCollection
+
+from ..data.targets import instance_boxes
+from ..inference.detection import Detections, detect
+from ..losses.detection import DetectionLoss
+from ..metrics import BoxF1, PointF1
+from ..models import build_model
+
+# What a test run reports: the full set on exhaustive test labels, only exclusive recall otherwise.
+_EXHAUSTIVE_KEYS = ("precision", "recall", "f1", "count_ratio", "point_precision", "point_recall", "point_f1")
+_NON_EXHAUSTIVE_KEYS = ("exclusive_recall", "point_exclusive_recall")
+
+
+class DetectionModule(pl.LightningModule):
+    """Cell detection trained from (sparse) instance annotations: label boxes are the boxes of the
+    annotated instances of each (augmented) sample, derived on the device.
+
+    Args:
+        model: registry config of a detection network, e.g. ``{"name": "yollo", "depth": 3}``.
+        loss: registry config of the *objectness* loss (``ce``: BCE, ``ece``: binary exclusive CE,
+            ``focal``); box regression is the detection loss's own.
+        optimizer: Adam settings ``lr``, ``betas`` and ``weight_decay``.
+        postprocess: ``score_threshold`` (objectness probability, default 0.5), ``nms_iou`` (paper 0.2),
+            ``max_detections`` per image.
+        loss_weights: ``lambda_objects`` (paper 1), ``lambda_background`` (paper 10), ``lambda_box``,
+            ``normalize`` (cells | groups, see ``DetectionLoss``).
+        metrics: ``iou_threshold`` of a true positive (paper 0.5) and ``point_radius`` (pixels; > 0 adds
+            point-based F1 on box centres, for datasets labelled by centroids).
+        exhaustive_test: whether the test labels are exhaustive; if not, only exclusive recall is reported.
+    """
+
+    def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
+                 postprocess: dict[str, Any] | None = None, loss_weights: dict[str, Any] | None = None,
+                 metrics: dict[str, Any] | None = None, exhaustive_test: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_model(**model)
+        if getattr(self.net, "task", None) != "detection" or not hasattr(self.net, "stride"):
+            raise ValueError(f"model.name={model.get('name')!r} is not a detection model; task=detection needs "
+                             "model=yollo")
+        self.criterion = DetectionLoss(loss, stride=self.net.stride, anchor=self.net.anchor, **(loss_weights or {}))
+        self.optimizer_cfg = {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.0, **(optimizer or {})}
+        self.postprocess_cfg = {"score_threshold": 0.5, "nms_iou": 0.2, "max_detections": 1000, **(postprocess or {})}
+        self.metrics_cfg = {"iou_threshold": 0.5, "point_radius": 0.0, **(metrics or {})}
+        self.exhaustive_test = bool(exhaustive_test)
+        self.val_metrics = self.make_metrics("val/")
+        self.test_metrics = self.make_metrics("test/")
+
+    def make_metrics(self, prefix: str) -> MetricCollection:
+        metrics = {"boxes": BoxF1(self.metrics_cfg["iou_threshold"])}
+        if self.metrics_cfg["point_radius"]:
+            metrics["points"] = PointF1(self.metrics_cfg["point_radius"])
+        return MetricCollection(metrics, prefix=prefix, compute_groups=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def detect(self, outputs: torch.Tensor, image_size: tuple[int, int]) -> Detections:
+        """Boxes in image pixels after the score threshold and NMS."""
+        return detect(outputs, self.net.stride, self.net.anchor, image_size=image_size, **self.postprocess_cfg)
+
+    def _loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        boxes, image_index = instance_boxes(batch["instances"])
+        return self.criterion(outputs, boxes, image_index)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, parts = self._loss(self(batch["image"]), batch)
+        size = len(batch["image"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log_dict({f"train/loss_{k}": v for k, v in parts.items()}, on_step=False, on_epoch=True, batch_size=size)
+        return loss
+
+    def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, target_instances: torch.Tensor) -> None:
+        detections = self.detect(outputs, tuple(target_instances.shape[-2:]))
+        boxes, image_index = instance_boxes(target_instances)
+        preds = [detections.of_image(i)[0].cpu() for i in range(len(outputs))]
+        targets = [boxes[image_index == i].cpu() for i in range(len(outputs))]
+        metrics.update(preds, targets)
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
+        outputs = self(batch["image"])
+        self.log(f"{prefix}/loss", self._loss(outputs, batch)[0], batch_size=len(batch["image"]))
+        self.update_metrics(metrics, outputs, batch["instances"])
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        keep = _EXHAUSTIVE_KEYS if self.exhaustive_test else _NON_EXHAUSTIVE_KEYS
+        results = self.test_metrics.compute()
+        self.log_dict({k: v for k, v in results.items() if k.removeprefix("test/") in keep})
+        self.test_metrics.reset()
+
+    def draw_predictions(self, batch: dict[str, torch.Tensor], max_images: int = 4) -> list[np.ndarray]:
+        """RGB uint8 images of the first ``max_images`` samples with label boxes (green) and predicted
+        boxes (magenta)."""
+        from ..data.overlay import draw_boxes
+
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            images = batch["image"][:max_images].to(self.device)
+            detections = self.detect(self(images), tuple(images.shape[-2:]))
+        self.train(was_training)
+        boxes, image_index = instance_boxes(batch["instances"][:max_images])
+        drawn = []
+        for i, image in enumerate(images):
+            rgb = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+            drawn.append(draw_boxes(rgb, labels=boxes[image_index == i].cpu().numpy(),
+                                    predictions=detections.of_image(i)[0].cpu().numpy()))
+        return drawn
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        cfg = self.optimizer_cfg
+        return torch.optim.Adam(self.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
+                                weight_decay=cfg["weight_decay"])
