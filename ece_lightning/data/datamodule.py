@@ -77,6 +77,12 @@ class SegmentationDataModule(pl.LightningDataModule):
             self.datasets[name] = dataset
             self.annotated_objects[name] = (_count_objects(instances), _count_objects(split.instances))
 
+    @property
+    def num_train_pixels(self) -> int:
+        """Pixels of the training images (the size of per-pixel loss state such as ELR's targets)."""
+        self.setup("fit")
+        return self.datasets["train"].num_pixels
+
     def train_transform(self) -> Any:
         """The augmentation pipeline of training samples, or None when augmentation is off (then the
         dataset's own random crop applies)."""

@@ -23,7 +23,10 @@ def _pad_to(image: np.ndarray, instances: np.ndarray, size: int) -> tuple[np.nda
 
 class InstanceMapDataset(Dataset):
     """Serves ``image`` (3, H, W) float in [0, 1], ``target`` (H, W) long foreground, ``instances``
-    (H, W) int32 and ``index`` (of the source image).
+    (H, W) int32, ``index`` (of the source image) and ``pixels`` (H, W) int64: the dataset-wide id of the
+    source pixel each sample pixel came from (``offsets[index] + y * W + x``; -1 for padding), which
+    follows crops, flips, rotations and transposes, so per-pixel state (ELR's target buffer) stays attached
+    to the right pixel. ``num_pixels`` is the number of ids.
 
     Args:
         images: (H, W, 3) uint8 RGB images (a stacked array or a list of any sizes).
@@ -53,6 +56,8 @@ class InstanceMapDataset(Dataset):
         self.random_crops = bool(random_crops and crop_size)
         self.samples_per_epoch = int(samples_per_epoch or len(images))
         self.transform = transform
+        self.offsets = np.cumsum([0] + [int(image.shape[0]) * int(image.shape[1]) for image in images])
+        self.num_pixels = int(self.offsets[-1])
         self.tiles: list[tuple[int, int, int]] = []
         if crop_size and not self.random_crops:
             for index, image in enumerate(images):
@@ -65,16 +70,21 @@ class InstanceMapDataset(Dataset):
             return self.samples_per_epoch
         return len(self.tiles) if self.tiles else len(self.images)
 
-    def _sample(self, item: int) -> tuple[int, np.ndarray, np.ndarray]:
+    def _local_ids(self, index: int) -> np.ndarray:
+        """1-based pixel ids of image ``index`` (0 is left for padding)."""
+        height, width = self.images[index].shape[:2]
+        return np.arange(1, height * width + 1, dtype=np.int32).reshape(height, width)
+
+    def _sample(self, item: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         if self.transform is not None:
             from .transforms import apply_transform
 
             index = item % len(self.images)
             out = apply_transform(self.transform, self.images[index], self.instances[index],
-                                  seed=int(torch.randint(0, 2**31 - 1, ())))
-            return index, out["image"], out["instances"]
+                                  seed=int(torch.randint(0, 2**31 - 1, ())), pixel_ids=self._local_ids(index))
+            return index, out["image"], out["instances"], out["pixel_ids"]
         if not self.crop_size:
-            return item, self.images[item], self.instances[item]
+            return item, self.images[item], self.instances[item], self._local_ids(item)
         if self.random_crops:
             index = item % len(self.images)
             image, instances = _pad_to(self.images[index], self.instances[index], self.crop_size)
@@ -83,12 +93,15 @@ class InstanceMapDataset(Dataset):
         else:
             index, y, x = self.tiles[item]
             image, instances = _pad_to(self.images[index], self.instances[index], self.crop_size)
+        _, ids = _pad_to(self.images[index], self._local_ids(index), self.crop_size)
         window = (slice(y, y + self.crop_size), slice(x, x + self.crop_size))
-        return index, image[window], instances[window]
+        return index, image[window], instances[window], ids[window]
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        index, image, instances = self._sample(item)
+        index, image, instances, local_ids = self._sample(item)
         image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
         instances_t = torch.from_numpy(np.ascontiguousarray(instances))
+        local = torch.from_numpy(np.ascontiguousarray(local_ids)).long()
+        pixels = torch.where(local > 0, local - 1 + int(self.offsets[index]), -1)
         return {"image": image_t, "target": (instances_t > 0).long(), "instances": instances_t,
-                "index": torch.tensor(index)}
+                "index": torch.tensor(index), "pixels": pixels}

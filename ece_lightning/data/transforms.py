@@ -147,13 +147,21 @@ def build_train_transform(crop_size: int | None, augment: Mapping[str, Any] | No
 
 
 def apply_transform(transform: A.Compose, image: np.ndarray, instances: np.ndarray, seed: int,
-                    boxes: np.ndarray | None = None, points: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Run ``transform`` on one sample with its random state set from ``seed`` (reproducible per item)."""
+                    boxes: np.ndarray | None = None, points: np.ndarray | None = None,
+                    pixel_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Run ``transform`` on one sample with its random state set from ``seed`` (reproducible per item).
+
+    ``pixel_ids`` (H, W) int32 (0 = none) travel with the instance map as a second mask channel, so they
+    follow every crop, pad, flip, rotation and transpose exactly (``pixel_ids`` in the result)."""
     transform.set_random_seed(int(seed))
     boxes = np.zeros((0, 4), np.float32) if boxes is None else np.asarray(boxes, np.float32)
     points = np.zeros((0, 2), np.float32) if points is None else np.asarray(points, np.float32)
-    out = transform(image=image, mask=instances, bboxes=boxes, box_ids=np.arange(len(boxes)),
+    mask = instances if pixel_ids is None else np.stack([np.asarray(instances, np.int32), pixel_ids], axis=-1)
+    out = transform(image=image, mask=mask, bboxes=boxes, box_ids=np.arange(len(boxes)),
                     keypoints=points, point_ids=np.arange(len(points)))
-    return {"image": out["image"], "instances": out["mask"], "boxes": np.asarray(out["bboxes"], np.float32),
-            "box_ids": np.asarray(out["box_ids"]), "points": np.asarray(out["keypoints"], np.float32),
-            "point_ids": np.asarray(out["point_ids"])}
+    result = {"image": out["image"], "instances": out["mask"], "boxes": np.asarray(out["bboxes"], np.float32),
+              "box_ids": np.asarray(out["box_ids"]), "points": np.asarray(out["keypoints"], np.float32),
+              "point_ids": np.asarray(out["point_ids"])}
+    if pixel_ids is not None:
+        result["instances"], result["pixel_ids"] = out["mask"][..., 0], out["mask"][..., 1]
+    return result

@@ -112,16 +112,25 @@ class DetectionLoss(nn.Module):
             raise ValueError(f"normalize={normalize!r} is not one of cells, groups")
         self.normalize = normalize
 
-    def forward(self, outputs: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, outputs: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor,
+                pixels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``outputs`` (B, 5, Gh, Gw) of the model, label ``boxes`` (K, 4) x0y0x1y1 pixels with their
-        ``image_index``; returns the total loss and its parts (``objectness``, ``box``, detached)."""
+        ``image_index``; returns the total loss and its parts (``objectness``, ``box``, detached).
+        ``pixels`` (B, H, W) are the samples' pixel ids, needed by an objectness loss with per-pixel state
+        (ELR): a cell's state lives at the source pixel under the cell's centre."""
         if outputs.dim() != 4 or outputs.shape[1] != 5:
             raise ValueError(f"detection outputs must be (B, 5, Gh, Gw), got {tuple(outputs.shape)}")
         outputs = outputs.float()
         targets = encode_targets(boxes, image_index, outputs.shape[0], tuple(outputs.shape[-2:]), self.stride,
                                  self.anchor)
-        per_cell = self.objectness(outputs[:, 0], targets.objectness)
+        if getattr(self.objectness, "requires_pixels", False):
+            if pixels is None:
+                raise ValueError("this objectness loss keeps per-pixel state: pass the samples' pixel ids")
+            half = self.stride // 2
+            cell_pixels = pixels[:, half::self.stride, half::self.stride][:, : outputs.shape[-2], : outputs.shape[-1]]
+            per_cell = self.objectness(outputs[:, 0], targets.objectness, pixels=cell_pixels)
+        else:
+            per_cell = self.objectness(outputs[:, 0], targets.objectness)
         if self.normalize == "cells":
             weight = torch.where(targets.assigned, self.lambda_objects, self.lambda_background)
             objectness = (per_cell * weight).mean()

@@ -14,6 +14,7 @@ from ..inference.detection import Detections, detect
 from ..losses.detection import DetectionLoss
 from ..metrics import BoxF1, PointF1
 from ..models import build_model
+from .pixel_state import allocate_pixel_state
 
 # What a test run reports: the full set on exhaustive test labels, only exclusive recall otherwise.
 _EXHAUSTIVE_KEYS = ("precision", "recall", "f1", "count_ratio", "point_precision", "point_recall", "point_f1")
@@ -68,9 +69,13 @@ class DetectionModule(pl.LightningModule):
         """Boxes in image pixels after the score threshold and NMS."""
         return detect(outputs, self.net.stride, self.net.anchor, image_size=image_size, **self.postprocess_cfg)
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            allocate_pixel_state(self, self.trainer.datamodule, num_channels=1)  # one objectness per cell
+
     def _loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         boxes, image_index = instance_boxes(batch["instances"])
-        return self.criterion(outputs, boxes, image_index)
+        return self.criterion(outputs, boxes, image_index, pixels=batch.get("pixels"))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, parts = self._loss(self(batch["image"]), batch)

@@ -12,6 +12,7 @@ from ..inference.postprocess import foreground_to_instances
 from ..losses import build_loss
 from ..metrics import AggregatedJaccardIndex, DiceScore, ForegroundRatio
 from ..models import build_model
+from .pixel_state import allocate_pixel_state
 
 
 class SegmentationModule(pl.LightningModule):
@@ -46,9 +47,13 @@ class SegmentationModule(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            allocate_pixel_state(self, self.trainer.datamodule, num_channels=self.hparams.model.get("num_classes", 2))
+
     def _loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if getattr(self.criterion, "requires_index", False):
-            return self.criterion(logits, batch["target"], index=batch["index"])
+        if getattr(self.criterion, "requires_pixels", False):
+            return self.criterion(logits, batch["target"], pixels=batch["pixels"])
         return self.criterion(logits, batch["target"])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

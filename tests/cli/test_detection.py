@@ -73,3 +73,12 @@ def test_real_cpm15_detection_end_to_end(tmp_path, cpm15_dir):
     assert metrics["dataset"] == "cpm15" and metrics["task"] == "detection"
     assert metrics["objects/train_total"] + metrics["objects/val_total"] + metrics["objects/test_total"] == 2905
     assert 0.0 <= metrics["test/f1"] <= 1.0 and (out / "test_predictions.png").is_file()
+
+
+@pytest.mark.parametrize("loss", ["focal", "elr_cifar10"])
+def test_baseline_objectness_losses_train_a_detector(tmp_path, loss):
+    out = tmp_path / loss
+    result = run_cli("ece-train", *DETECTION, f"loss={loss}", "sparsity=0.5", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["loss"] == loss and 0.0 <= metrics["test/f1"] <= 1.0

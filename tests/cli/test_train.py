@@ -124,3 +124,23 @@ def test_augmentation_preview_writes_a_grid_and_does_not_train(tmp_path):
 def test_bad_augmentation_probability_is_named(tmp_path):
     result = run_cli("ece-train", *TINY, "augment.hflip.p=1.5", f"hydra.run.dir={tmp_path / 'x'}")
     assert result.returncode == 2 and "augment.hflip.p=1.5 must be in [0, 1]" in result.stderr
+
+
+@pytest.mark.parametrize("loss", ["focal", "elr_asym"])
+def test_baseline_losses_train_a_segmenter_with_augmentation(tmp_path, loss):
+    out = tmp_path / loss
+    result = run_cli("ece-train", *TINY, f"loss={loss}", "sparsity=0.5", "augment=paper", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["loss"] == loss and 0.0 <= metrics["test/dice"] <= 1.0
+    if loss.startswith("elr"):  # the per-pixel targets are in the checkpoint: 4 training tiles of 32 x 32
+        state = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+        assert state["criterion.targets"].shape == (4 * 32 * 32, 2)
+
+
+def test_sweep_jobs_of_entries_sharing_a_loss_name_get_their_own_folders(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("ece-train", "-m", *TINY, "loss=elr_asym,elr_cifar10", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.parent.name for p in sweep.rglob("metrics.json"))
+    assert runs == ["synthetic_segmentation_elr_asym_s1.0_seed0", "synthetic_segmentation_elr_cifar10_s1.0_seed0"]

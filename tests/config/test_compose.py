@@ -144,3 +144,19 @@ def test_detection_demo_is_a_cpu_sweep_over_losses_and_sparsity():
     assert cfg.task.name == "detection" and cfg.model.name == "yollo" and cfg.trainer.accelerator == "cpu"
     assert cfg.task.loss_weights.lambda_background == 10 and cfg.task.postprocess.nms_iou == 0.2
     assert cfg.hydra.sweeper.params == {"loss": "ce,ece", "sparsity": "0.3,1.0"}
+
+
+@pytest.mark.parametrize("experiment, dataset", [("baselines", "synthetic"), ("cpm15_baselines", "cpm15")])
+def test_baseline_experiments_sweep_every_baseline_at_three_sparsities(experiment, dataset):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    assert cfg.dataset.name == dataset and cfg.task.name == "segmentation"
+    params = cfg.hydra.sweeper.params
+    assert params.loss.split(",") == ["ce", "focal", "elr_asym", "elr_cifar10", "elr_cifar100", "ece"]
+    assert params.sparsity == "0.3,0.6,1.0"
+
+
+@pytest.mark.parametrize("entry, beta, lam", [("elr_asym", 0.9, 1.0), ("elr_cifar10", 0.7, 3.0), ("elr_cifar100", 0.9, 7.0)])
+def test_elr_configurations_are_the_papers(entry, beta, lam):
+    cfg = _compose(f"loss={entry}")
+    assert cfg.loss.name == "elr" and cfg.loss.beta == beta and cfg.loss.lam == lam

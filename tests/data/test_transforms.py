@@ -172,3 +172,28 @@ def test_non_he_datasets_get_no_stain_step():
     assert any(isinstance(t, HEDStainAugment) for t in with_stain.transforms)
     assert not any(isinstance(t, HEDStainAugment) for t in without.transforms)
     assert build_train_transform(None, {"enabled": False}) is None
+
+
+@pytest.mark.parametrize("crop", [24, 64])  # inside the images, and larger than one (padding)
+def test_pixel_ids_follow_crops_flips_turns_and_transposes(crop):
+    from ece_lightning.data.dataset import InstanceMapDataset
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (40, 50, 3), dtype=np.uint8), rng.integers(0, 255, (30, 36, 3), dtype=np.uint8)]
+    instances = [np.zeros(image.shape[:2], np.int32) for image in images]
+    geometric = {"enabled": True, "blur": {"p": 0.0, "kernel_sizes": [3]}, "noise": {"p": 0.0, "std": 5.0},
+                 "rotate90": {"p": 0.5}, "hflip": {"p": 0.5}, "vflip": {"p": 0.5}, "transpose": {"p": 0.5},
+                 "stain": {"p": 0.0, "sigma": 0.05, "bias": 0.05}}
+    dataset = InstanceMapDataset(images, instances, crop, random_crops=True, samples_per_epoch=16,
+                                 transform=build_train_transform(crop, geometric))
+    assert dataset.num_pixels == 40 * 50 + 30 * 36
+    source = np.concatenate([image.reshape(-1, 3) for image in images])
+    torch.manual_seed(0)
+    for item in range(16):
+        sample = dataset[item]
+        pixels = sample["pixels"].numpy()
+        rgb = (sample["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        inside = pixels >= 0
+        assert inside.any() and np.array_equal(rgb[inside], source[pixels[inside]])
+        assert (rgb[~inside] == 255).all()  # padding is white and has no id
+        assert len(np.unique(pixels[inside])) == inside.sum()  # each source pixel at most once

@@ -10,7 +10,12 @@ from ece_lightning.losses import LOSSES, build_loss
 def test_every_loss_honours_reduction_on_image_shaped_targets(name, reduction):
     logits = torch.randn(2, 2, 8, 8, requires_grad=True)
     target = torch.randint(0, 2, (2, 8, 8))
-    loss = build_loss(name, reduction=reduction)(logits, target)
+    criterion = build_loss(name, reduction=reduction)
+    if getattr(criterion, "requires_pixels", False):  # per-pixel state (ELR): ids of 128 training pixels
+        criterion.allocate(128, 2)
+        loss = criterion(logits, target, pixels=torch.arange(128).reshape(2, 8, 8))
+    else:
+        loss = criterion(logits, target)
     assert loss.shape == (() if reduction != "none" else target.shape)
     loss.sum().backward()
     assert torch.isfinite(logits.grad).all()
