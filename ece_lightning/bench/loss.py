@@ -50,6 +50,12 @@ def bench_losses(shape: tuple[int, ...], device: str = "cpu", repeats: int = 20,
     target = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=generator).to(dev)
     target[:, : shape[2] // 2] = 0  # half the image unannotated
     candidates = _candidates()
+    # Losses with per-pixel state (ELR) see every element as a training pixel, buffer update included.
+    pixels = torch.arange(target.numel(), device=dev).reshape(target.shape)
+    for name, loss in list(candidates.items()):
+        if getattr(loss, "requires_pixels", False):
+            loss.to(dev).allocate(target.numel(), shape[1])
+            candidates[name] = lambda x, t, loss=loss: loss(x, t, pixels=pixels)
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for round_index in range(warmup + repeats):
         for name, loss in candidates.items():
