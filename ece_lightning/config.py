@@ -57,10 +57,18 @@ def _check_detection_task(errors: list[str], task: DictConfig) -> None:
                f"task.loss_weights.{key} is unknown; valid: lambda_objects, lambda_background, lambda_box, normalize")
         _check(errors, _is_number(value) and value >= 0, f"task.loss_weights.{key}={value!r} must be a number >= 0")
     post = task.get("postprocess") or {}
+    unknown = sorted(set(post) - {"score_threshold", "nms_iou", "max_detections"})
+    _check(errors, not unknown, f"task.postprocess key(s) {', '.join(unknown)} unknown for detection; valid: "
+           "score_threshold, nms_iou, max_detections")
+    limit = post.get("max_detections", 1000)
+    _check(errors, _is_int(limit) and limit >= 0, f"task.postprocess.max_detections={limit!r} must be an integer "
+           ">= 0 (0 = no limit)")
     for key in ("score_threshold", "nms_iou"):
         value = post.get(key, 0.5)
         _check(errors, _is_number(value) and 0 <= value <= 1, f"task.postprocess.{key}={value!r} must lie in [0, 1]")
     metrics = task.get("metrics") or {}
+    unknown = sorted(set(metrics) - {"iou_threshold", "point_radius"})
+    _check(errors, not unknown, f"task.metrics key(s) {', '.join(unknown)} unknown; valid: iou_threshold, point_radius")
     iou = metrics.get("iou_threshold", 0.5)
     _check(errors, _is_number(iou) and 0 < iou <= 1, f"task.metrics.iou_threshold={iou!r} must lie in (0, 1]")
     radius = metrics.get("point_radius", 0.0)

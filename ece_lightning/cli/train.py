@@ -35,13 +35,14 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModu
     from ..tasks import TASKS
 
     module_cls, datamodule_cls = TASKS[cfg.task.name]
-    dataset = _plain(cfg.dataset)
-    dataset.pop("exhaustive_test", None)
-    datamodule = datamodule_cls(**dataset, augment=_plain(cfg.get("augment")))
     task = _plain(cfg.task)
     task.pop("name")
     # Every other key of the task config is an argument of its module (postprocess, loss_weights, ...).
     module = module_cls(model=_plain(cfg.model), loss=_plain(cfg.loss), optimizer=_plain(cfg.optimizer), **task)
+    dataset = _plain(cfg.dataset)
+    dataset.pop("exhaustive_test", None)
+    needs_pixels = any(getattr(m, "requires_pixels", False) for m in module.modules())
+    datamodule = datamodule_cls(**dataset, augment=_plain(cfg.get("augment")), pixel_ids=needs_pixels)
     return module, datamodule
 
 

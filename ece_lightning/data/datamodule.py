@@ -34,6 +34,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         augment: the ``augment`` config (``conf/augment``); when enabled, training samples go through
             ``data.transforms.build_train_transform`` (crop + the paper's transforms); never val/test.
         stain_augmentation: whether the data is H&E, so the HED stain transform applies (False: WBC-NuClick).
+        pixel_ids: serve each training sample's source-pixel ids (``pixels``), for losses with per-pixel state
+            (ELR); ``ece-train`` turns it on when the loss needs it.
         **source_options: passed to the source (synthetic: ``num_train``, ``image_size``, ``seed``...;
             prepared: ``name``, ``format``, ``root``, ``cache_dir``, ``split``, ``strict``, ``reader``).
     """
@@ -41,7 +43,8 @@ class SegmentationDataModule(pl.LightningDataModule):
     def __init__(self, source: str = "synthetic", sparsity: float = 1.0, sparsify_seed: int = 0,
                  batch_size: int = 8, num_workers: int = 0, crop_size: int | None = None,
                  crops_per_epoch: int | None = None, eval_tile: int | None = None,
-                 augment: dict[str, Any] | None = None, stain_augmentation: bool = True, **source_options: Any):
+                 augment: dict[str, Any] | None = None, stain_augmentation: bool = True, pixel_ids: bool = False,
+                 **source_options: Any):
         super().__init__()
         self.source = source
         self.sparsity = check_sparsity(sparsity)
@@ -54,6 +57,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.eval_tile = eval_tile or crop_size
         self.augment = augment
         self.stain_augmentation = bool(stain_augmentation)
+        self.pixel_ids = bool(pixel_ids)
         self.source_options = source_options
         self.datasets: dict[str, InstanceMapDataset] = {}
         self.annotated_objects: dict[str, tuple[int, int]] = {}
@@ -71,7 +75,8 @@ class SegmentationDataModule(pl.LightningDataModule):
             instances = self._sparse(name, split) if name in _SPLIT_ID_OFFSET else split.instances
             if name == "train":
                 dataset = InstanceMapDataset(split.images, instances, self.crop_size, random_crops=True,
-                                             samples_per_epoch=self.crops_per_epoch, transform=self.train_transform())
+                                             samples_per_epoch=self.crops_per_epoch, transform=self.train_transform(),
+                                             pixel_ids=self.pixel_ids)
             else:
                 dataset = InstanceMapDataset(split.images, instances, self.eval_tile)
             self.datasets[name] = dataset

@@ -23,10 +23,10 @@ def _pad_to(image: np.ndarray, instances: np.ndarray, size: int) -> tuple[np.nda
 
 class InstanceMapDataset(Dataset):
     """Serves ``image`` (3, H, W) float in [0, 1], ``target`` (H, W) long foreground, ``instances``
-    (H, W) int32, ``index`` (of the source image) and ``pixels`` (H, W) int64: the dataset-wide id of the
-    source pixel each sample pixel came from (``offsets[index] + y * W + x``; -1 for padding), which
-    follows crops, flips, rotations and transposes, so per-pixel state (ELR's target buffer) stays attached
-    to the right pixel. ``num_pixels`` is the number of ids.
+    (H, W) int32, ``index`` (of the source image) and, with ``pixel_ids``, ``pixels`` (H, W) int64: the
+    dataset-wide id of the source pixel each sample pixel came from (``offsets[index] + y * W + x``; -1 for
+    padding), which follows crops, flips, rotations and transposes, so per-pixel state (ELR's target
+    buffer) stays attached to the right pixel. ``num_pixels`` is the number of ids.
 
     Args:
         images: (H, W, 3) uint8 RGB images (a stacked array or a list of any sizes).
@@ -39,10 +39,13 @@ class InstanceMapDataset(Dataset):
         transform: training pipeline (``data.transforms.build_train_transform``) that does the random crop
             and the augmentation; its random state is drawn from torch's per item, so Lightning's seeding
             makes runs reproducible. Evaluation datasets never get one.
+        pixel_ids: also serve ``pixels`` (only losses with per-pixel state need them; they cost a map per
+            sample).
     """
 
     def __init__(self, images: Sequence[np.ndarray], instances: Sequence[np.ndarray], crop_size: int | None = None,
-                 random_crops: bool = False, samples_per_epoch: int | None = None, transform: Any = None):
+                 random_crops: bool = False, samples_per_epoch: int | None = None, transform: Any = None,
+                 pixel_ids: bool = False):
         if len(images) != len(instances):
             raise ValueError(f"{len(images)} images but {len(instances)} instance maps")
         for i, (image, inst) in enumerate(zip(images, instances)):
@@ -56,6 +59,7 @@ class InstanceMapDataset(Dataset):
         self.random_crops = bool(random_crops and crop_size)
         self.samples_per_epoch = int(samples_per_epoch or len(images))
         self.transform = transform
+        self.pixel_ids = bool(pixel_ids)
         self.offsets = np.cumsum([0] + [int(image.shape[0]) * int(image.shape[1]) for image in images])
         self.num_pixels = int(self.offsets[-1])
         self.tiles: list[tuple[int, int, int]] = []
@@ -70,8 +74,10 @@ class InstanceMapDataset(Dataset):
             return self.samples_per_epoch
         return len(self.tiles) if self.tiles else len(self.images)
 
-    def _local_ids(self, index: int) -> np.ndarray:
-        """1-based pixel ids of image ``index`` (0 is left for padding)."""
+    def _local_ids(self, index: int) -> np.ndarray | None:
+        """1-based pixel ids of image ``index`` (0 is left for padding); None when not served."""
+        if not self.pixel_ids:
+            return None
         height, width = self.images[index].shape[:2]
         return np.arange(1, height * width + 1, dtype=np.int32).reshape(height, width)
 
@@ -82,7 +88,7 @@ class InstanceMapDataset(Dataset):
             index = item % len(self.images)
             out = apply_transform(self.transform, self.images[index], self.instances[index],
                                   seed=int(torch.randint(0, 2**31 - 1, ())), pixel_ids=self._local_ids(index))
-            return index, out["image"], out["instances"], out["pixel_ids"]
+            return index, out["image"], out["instances"], out.get("pixel_ids")
         if not self.crop_size:
             return item, self.images[item], self.instances[item], self._local_ids(item)
         if self.random_crops:
@@ -93,15 +99,19 @@ class InstanceMapDataset(Dataset):
         else:
             index, y, x = self.tiles[item]
             image, instances = _pad_to(self.images[index], self.instances[index], self.crop_size)
-        _, ids = _pad_to(self.images[index], self._local_ids(index), self.crop_size)
         window = (slice(y, y + self.crop_size), slice(x, x + self.crop_size))
-        return index, image[window], instances[window], ids[window]
+        ids = self._local_ids(index)
+        if ids is not None:
+            ids = _pad_to(self.images[index], ids, self.crop_size)[1][window]
+        return index, image[window], instances[window], ids
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         index, image, instances, local_ids = self._sample(item)
         image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
         instances_t = torch.from_numpy(np.ascontiguousarray(instances))
-        local = torch.from_numpy(np.ascontiguousarray(local_ids)).long()
-        pixels = torch.where(local > 0, local - 1 + int(self.offsets[index]), -1)
-        return {"image": image_t, "target": (instances_t > 0).long(), "instances": instances_t,
-                "index": torch.tensor(index), "pixels": pixels}
+        sample = {"image": image_t, "target": (instances_t > 0).long(), "instances": instances_t,
+                  "index": torch.tensor(index)}
+        if local_ids is not None:
+            local = torch.from_numpy(np.ascontiguousarray(local_ids)).long()
+            sample["pixels"] = torch.where(local > 0, local - 1 + int(self.offsets[index]), -1)
+        return sample

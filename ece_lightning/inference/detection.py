@@ -55,13 +55,15 @@ def detect(outputs: torch.Tensor, stride: int, anchor: float, score_threshold: f
         score_threshold: keep cells whose objectness probability is >= this (in [0, 1]).
         nms_iou: suppress a box overlapping a higher-scoring one of the same image with IoU > this
             (paper: 0.2).
-        max_detections: at most this many boxes per image (highest scores first).
+        max_detections: at most this many boxes per image (highest scores first; 0 = no limit).
         image_size: (H, W) to clip boxes to (default: the grid times the stride).
     """
     if not 0.0 <= score_threshold <= 1.0:
         raise ValueError(f"score_threshold={score_threshold} must lie in [0, 1]")
     if not 0.0 <= nms_iou <= 1.0:
         raise ValueError(f"nms_iou={nms_iou} must lie in [0, 1]")
+    if max_detections < 0:
+        raise ValueError(f"max_detections={max_detections} must be >= 0 (0 = no limit)")
     boxes, scores = decode_grid(outputs, stride, anchor)
     height, width = image_size or (outputs.shape[-2] * stride, outputs.shape[-1] * stride)
     boxes = torch.stack([boxes[..., 0].clamp(0, width), boxes[..., 1].clamp(0, height),

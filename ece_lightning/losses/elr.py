@@ -9,10 +9,12 @@ dataset-wide id of the source pixel behind each sample pixel (``InstanceMapDatas
 random crops, flips, quarter turns and transposes, so a pixel's target stays attached to that pixel of
 tissue whatever augmentation moved it; padding (id -1) is left out.
 
-The buffer is (number of training pixels, C) in float16 (or uint8, quantised to 1/255), allocated when
-the module sees its training set (``allocate``), saved in checkpoints and resized on load. Under DDP
-every rank all-gathers the batch updates, so every rank holds the same buffer. Only training updates
-or uses the buffer: in eval mode the loss is plain CE (validation samples have no training pixels).
+The buffer is (number of training pixels, C) in float16 (or uint8, quantised to 1/255; C = 2 for binary
+logits: background and object), allocated when the module sees its training set (``allocate``), saved in
+checkpoints and resized on load. A pixel seen several times in one step gets the mean of its predictions.
+Under DDP every rank all-gathers the batch updates and applies all of them, so every rank holds the same
+buffer (the modules exclude it from DDP's buffer broadcast). Only training updates or uses the buffer: in
+eval mode the loss is plain CE (validation samples have no training pixels).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class EarlyLearningRegularization(nn.Module):
         self.register_buffer("targets", torch.zeros((0, 0), dtype=STORAGES[storage]))
 
     def allocate(self, num_pixels: int, num_channels: int) -> None:
-        """Make room for ``num_pixels`` training pixels of ``num_channels`` classes (1 for binary logits),
+        """Make room for ``num_pixels`` training pixels of ``num_channels`` classes (2 for binary logits:
+        background and object),
         zeros as in the authors' code; a buffer of that shape (e.g. restored from a checkpoint) is kept."""
         shape = (int(num_pixels), int(num_channels))
         if tuple(self.targets.shape) != shape:
@@ -79,7 +82,9 @@ class EarlyLearningRegularization(nn.Module):
         if binary:
             logits = logits.reshape(target.shape)
             cross_entropy = F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
-            probs = torch.sigmoid(logits).clamp(_CLAMP, 1 - _CLAMP).unsqueeze(-1)  # (..., 1): P(object)
+            # Two channels (background, object): a zero target is "no target yet", as in the multiclass case.
+            p_object = torch.sigmoid(logits).clamp(_CLAMP, 1 - _CLAMP)
+            probs = torch.stack([1 - p_object, p_object], dim=-1)
         else:
             if logits.dim() != target.dim() + 1 or logits.shape[:1] + logits.shape[2:] != target.shape:
                 raise ValueError(
@@ -90,37 +95,49 @@ class EarlyLearningRegularization(nn.Module):
             probs = torch.softmax(logits, dim=1).clamp(_CLAMP, 1 - _CLAMP).movedim(1, -1)  # (..., C)
         loss = cross_entropy
         if self.training and self.lam > 0:
-            if pixels is None or pixels.shape != target.shape:
-                raise ValueError(f"ELR needs the sample's pixel ids shaped like the target {tuple(target.shape)}, "
-                                 f"got {None if pixels is None else tuple(pixels.shape)}")
-            loss = cross_entropy + self.lam * self._regulariser(probs, pixels, binary)
+            if pixels is None or pixels.shape[: target.dim()] != target.shape or pixels.dim() > target.dim() + 1:
+                raise ValueError(f"ELR needs the training samples' pixel ids shaped like the target "
+                                 f"{tuple(target.shape)} (or with one more axis of ids per element), got "
+                                 f"{None if pixels is None else tuple(pixels.shape)}; a hand-built "
+                                 "SegmentationDataModule needs pixel_ids=True")
+            loss = cross_entropy + self.lam * self._regulariser(probs, pixels)
         if self.reduction == "mean":
             return loss.mean()
         if self.reduction == "sum":
             return loss.sum()
         return loss
 
-    def _regulariser(self, probs: torch.Tensor, pixels: torch.Tensor, binary: bool) -> torch.Tensor:
-        """Per-element log(1 - <t, p>) after the target update; 0 on padding."""
-        valid = pixels >= 0
-        ids, fresh = pixels[valid], probs[valid].detach()
-        if not binary:
-            fresh = fresh / fresh.sum(dim=-1, keepdim=True)
-        if self.targets.shape[1] == 0 or int(pixels.max()) >= self.targets.shape[0]:
-            raise RuntimeError(f"ELR target buffer holds {self.targets.shape[0]} pixels but a sample has pixel id "
-                               f"{int(pixels.max())}: the module must call allocate() with the training set size")
-        all_ids, all_fresh = _gather(ids, fresh)
+    def _regulariser(self, probs: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """Per-element log(1 - <t, p>) after the target update; 0 where an element has no pixel.
+
+        ``pixels`` shaped like the target give one state per element; with one more axis (K ids per element,
+        -1 = none; detection: the pixels of a grid cell) the element's prediction updates all K pixels and
+        its target is their mean, so the state stays attached to the tissue however crops shift the grid."""
+        ids = pixels if pixels.dim() > probs.dim() - 1 else pixels.unsqueeze(-1)  # (..., K)
+        valid = ids >= 0
+        if not valid.any():
+            return torch.zeros(probs.shape[:-1], device=probs.device)
+        if self.targets.shape[1] != probs.shape[-1] or int(ids.max()) >= self.targets.shape[0]:
+            raise RuntimeError(f"ELR target buffer is {tuple(self.targets.shape)} but the batch has pixel id "
+                               f"{int(ids.max())} and {probs.shape[-1]} classes: the module must call "
+                               "allocate() with the training set's pixels and classes")
+        fresh = probs.detach() / probs.detach().sum(dim=-1, keepdim=True)
+        flat_ids = ids[valid]
+        flat_fresh = fresh.unsqueeze(-2).expand(*ids.shape, fresh.shape[-1])[valid]
+        all_ids, all_fresh = _gather(flat_ids, flat_fresh)
         with torch.no_grad():
-            updated = self.beta * self._read(all_ids) + (1.0 - self.beta) * all_fresh
-            self._write(all_ids, updated)
-        t = self._read(ids)
-        if binary:
-            agreement = t[:, 0] * probs[valid][:, 0] + (1 - t[:, 0]) * (1 - probs[valid][:, 0])
-        else:
-            agreement = (t * probs[valid]).sum(dim=-1)
-        regulariser = torch.zeros(pixels.shape, device=probs.device)
-        regulariser[valid] = torch.log((1.0 - agreement).clamp_min(_CLAMP))
-        return regulariser
+            # A pixel seen several times in one step (overlapping crops, other ranks) gets the mean of its
+            # predictions, once: the same update on every rank, whatever the order.
+            unique, inverse = torch.unique(all_ids, return_inverse=True)
+            sums = torch.zeros((len(unique), all_fresh.shape[1]), device=all_fresh.device).index_add_(0, inverse, all_fresh)
+            counts = torch.zeros(len(unique), device=all_fresh.device).index_add_(0, inverse, torch.ones_like(inverse, dtype=torch.float32))
+            self._write(unique, self.beta * self._read(unique) + (1.0 - self.beta) * sums / counts[:, None])
+        per_id = torch.zeros((*ids.shape, probs.shape[-1]), device=probs.device)
+        per_id[valid] = self._read(flat_ids)
+        t = per_id.sum(dim=-2) / valid.sum(dim=-1, keepdim=True).clamp_min(1)
+        agreement = (t * probs).sum(dim=-1)
+        regulariser = torch.log((1.0 - agreement).clamp_min(_CLAMP))
+        return torch.where(valid.any(dim=-1), regulariser, torch.zeros_like(regulariser))
 
     def _read(self, ids: torch.Tensor) -> torch.Tensor:
         values = self.targets[ids].float()

@@ -71,7 +71,7 @@ class DetectionModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            allocate_pixel_state(self, self.trainer.datamodule, num_channels=1)  # one objectness per cell
+            allocate_pixel_state(self, self.trainer.datamodule, num_channels=2)  # background, object
 
     def _loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         boxes, image_index = instance_boxes(batch["instances"])

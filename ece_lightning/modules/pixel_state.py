@@ -18,3 +18,7 @@ def allocate_pixel_state(module: nn.Module, datamodule: Any, num_channels: int) 
                            "num_train_pixels (ece_lightning.data.SegmentationDataModule)")
     for loss in losses:
         loss.allocate(datamodule.num_train_pixels, num_channels)
+    # Every rank applies every rank's updates itself: DDP must not broadcast these (large) buffers each step.
+    module._ddp_params_and_buffers_to_ignore = [
+        f"{name}.targets" for name, sub in module.named_modules() if any(sub is loss for loss in losses)
+    ]

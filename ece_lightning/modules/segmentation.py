@@ -53,7 +53,7 @@ class SegmentationModule(pl.LightningModule):
 
     def _loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if getattr(self.criterion, "requires_pixels", False):
-            return self.criterion(logits, batch["target"], pixels=batch["pixels"])
+            return self.criterion(logits, batch["target"], pixels=batch.get("pixels"))  # training samples only
         return self.criterion(logits, batch["target"])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

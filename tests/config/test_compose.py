@@ -132,6 +132,9 @@ def test_unknown_format_and_split_method_are_named():
     (["task=detection", "model=yollo", "task.loss_weights.lambda_background=-1"],
      "task.loss_weights.lambda_background=-1 must be a number >= 0"),
     (["task=detection", "model=yollo", "task.loss_weights.normalize=images"], "normalize='images' must be cells or groups"),
+    (["task=detection", "model=yollo", "task.postprocess.max_detections=-1"], "max_detections=-1 must be an integer"),
+    (["task=detection", "model=yollo", "+task.postprocess.nms=0.3"], "task.postprocess key\\(s\\) nms unknown"),
+    (["task=detection", "model=yollo", "+task.metrics.iou=0.3"], "task.metrics key\\(s\\) iou unknown"),
 ])
 def test_detection_config_problems_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):

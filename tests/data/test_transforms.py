@@ -185,7 +185,7 @@ def test_pixel_ids_follow_crops_flips_turns_and_transposes(crop):
                  "rotate90": {"p": 0.5}, "hflip": {"p": 0.5}, "vflip": {"p": 0.5}, "transpose": {"p": 0.5},
                  "stain": {"p": 0.0, "sigma": 0.05, "bias": 0.05}}
     dataset = InstanceMapDataset(images, instances, crop, random_crops=True, samples_per_epoch=16,
-                                 transform=build_train_transform(crop, geometric))
+                                 transform=build_train_transform(crop, geometric), pixel_ids=True)
     assert dataset.num_pixels == 40 * 50 + 30 * 36
     source = np.concatenate([image.reshape(-1, 3) for image in images])
     torch.manual_seed(0)

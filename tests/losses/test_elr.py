@@ -36,11 +36,11 @@ def test_the_buffer_update_rule_on_a_hand_computed_case():
     assert loss.targets[0].abs().sum() == 0 and loss.targets[2].abs().sum() == 0  # other pixels untouched
 
 
-def test_binary_targets_hold_the_object_probability():
+def test_binary_targets_hold_background_and_object_probabilities():
     loss = _elr(beta=0.0, lam=1.0, reduction="none")
-    loss.allocate(2, 1)
+    loss.allocate(2, 2)
     value = loss(torch.tensor([0.0, math.log(3.0)]), torch.tensor([0.0, 1.0]), pixels=torch.tensor([0, 1]))
-    torch.testing.assert_close(loss.targets[:, 0].float(), torch.tensor([0.5, 0.75]))
+    torch.testing.assert_close(loss.targets.float(), torch.tensor([[0.5, 0.5], [0.25, 0.75]]))
     agreement = torch.tensor([0.5 * 0.5 + 0.5 * 0.5, 0.75 * 0.75 + 0.25 * 0.25])
     ce = torch.tensor([math.log(2.0), -math.log(0.75)])
     torch.testing.assert_close(value, ce + torch.log(1 - agreement))
@@ -110,3 +110,21 @@ def test_under_ddp_every_rank_applies_every_rank_s_updates(tmp_path):
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), results), nprocs=2, join=True)
     assert torch.equal(results[0], results[1])
     torch.testing.assert_close(results[0], torch.tensor([[0.5, 0.5], [0.25, 0.75], [0.5, 0.5], [0.25, 0.75]]))
+
+
+def test_a_pixel_seen_twice_in_a_step_gets_the_mean_of_its_predictions_once():
+    loss = _elr(beta=0.5, lam=1.0)
+    loss.allocate(2, 2)
+    logits = torch.stack([torch.zeros(2), torch.tensor([0.0, math.log(3.0)])]).T.reshape(2, 2, 1)  # p1 = .5, .75
+    loss(logits, torch.zeros(2, 1, dtype=torch.long), pixels=torch.tensor([[0], [0]]))
+    torch.testing.assert_close(loss.targets[0].float(), 0.5 * torch.tensor([0.375, 0.625]))
+
+
+def test_several_ids_per_element_update_all_and_read_their_mean():
+    loss = _elr(beta=0.0, lam=1.0, reduction="none")
+    loss.allocate(5, 2)
+    loss.targets[4] = torch.tensor([1.0, 0.0], dtype=torch.float16)
+    # One binary element covering pixels 0, 1 and a padded slot: both get (0.25, 0.75).
+    loss(torch.tensor([math.log(3.0)]), torch.tensor([1.0]), pixels=torch.tensor([[0, 1, -1]]))
+    torch.testing.assert_close(loss.targets[:2].float(), torch.tensor([[0.25, 0.75], [0.25, 0.75]]))
+    assert loss.targets[4].tolist() == [1.0, 0.0]

@@ -8,7 +8,7 @@ from ece_lightning.data.datamodule import SegmentationDataModule
 from ece_lightning.modules import DetectionModule, SegmentationModule
 
 DATA = {"source": "synthetic", "num_train": 4, "num_val": 2, "num_test": 2, "image_size": 32, "batch_size": 2,
-        "sparsity": 0.5}
+        "sparsity": 0.5, "pixel_ids": True}
 ELR = {"name": "elr", "beta": 0.7, "lam": 3.0}
 
 
@@ -20,32 +20,37 @@ def _trainer(tmp_path, epochs, callbacks=()):
 
 class _BufferAtStart(pl.Callback):
     def on_train_start(self, trainer, pl_module):
-        self.buffer = pl_module.criterion.targets.clone()
+        self.buffer = _buffer(pl_module).clone()
 
 
-@pytest.mark.parametrize("module_cls, model, channels", [
-    (SegmentationModule, {"name": "unet", "base_channels": 4, "depth": 2}, 2),
-    (DetectionModule, {"name": "yollo", "base_channels": 4, "depth": 2, "anchor": 8.0}, 1),
+def _buffer(module):
+    return module.criterion.targets if isinstance(module, SegmentationModule) else module.criterion.objectness.targets
+
+
+@pytest.mark.parametrize("module_cls, model", [
+    (SegmentationModule, {"name": "unet", "base_channels": 4, "depth": 2}),
+    (DetectionModule, {"name": "yollo", "base_channels": 4, "depth": 2, "anchor": 8.0}),
 ])
-def test_elr_buffer_is_sized_trained_checkpointed_and_resumed(tmp_path, module_cls, model, channels):
+def test_elr_buffer_is_sized_trained_checkpointed_and_resumed(tmp_path, module_cls, model):
     pl.seed_everything(0)
     module = module_cls(model=model, loss=ELR)
     datamodule = SegmentationDataModule(**DATA)
     trainer = _trainer(tmp_path, 1)
     trainer.fit(module, datamodule=datamodule)
-    buffer = module.criterion.targets if channels == 2 else module.criterion.objectness.targets
-    assert buffer.shape == (4 * 32 * 32, channels) and buffer.dtype == torch.float16
+    buffer = _buffer(module)  # two classes: background/foreground, or background/object for detection
+    assert buffer.shape == (4 * 32 * 32, 2) and buffer.dtype == torch.float16
+    assert module._ddp_params_and_buffers_to_ignore == [
+        "criterion.targets" if module_cls is SegmentationModule else "criterion.objectness.targets"]
     assert buffer.float().abs().sum() > 0  # the first epoch wrote targets
     checkpoint = tmp_path / "one.ckpt"
     trainer.save_checkpoint(checkpoint)
 
     restored = module_cls.load_from_checkpoint(checkpoint)
-    restored_buffer = restored.criterion.targets if channels == 2 else restored.criterion.objectness.targets
-    assert torch.equal(restored_buffer, buffer)
+    assert torch.equal(_buffer(restored), buffer)
 
-    if channels == 2:  # resume: setup() allocates zeros, then the checkpoint's buffer is loaded over them
-        probe = _BufferAtStart()
-        resumed = module_cls(model=model, loss=ELR)
-        _trainer(tmp_path, 2, [probe]).fit(resumed, datamodule=SegmentationDataModule(**DATA), ckpt_path=checkpoint)
-        assert torch.equal(probe.buffer, buffer)
-        assert not torch.equal(resumed.criterion.targets, buffer)  # and the second epoch updated it
+    # Resume: setup() allocates zeros, then the checkpoint's buffer is loaded over them.
+    probe = _BufferAtStart()
+    resumed = module_cls(model=model, loss=ELR)
+    _trainer(tmp_path, 2, [probe]).fit(resumed, datamodule=SegmentationDataModule(**DATA), ckpt_path=checkpoint)
+    assert torch.equal(probe.buffer, buffer)
+    assert not torch.equal(_buffer(resumed), buffer)  # and the second epoch updated it
