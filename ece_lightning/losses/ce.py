@@ -9,6 +9,19 @@ from torch import nn
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def is_binary(logits: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether ``logits`` are binary (shaped like the float target, or with one channel more) rather than
+    multiclass (N, C, ...) over an integer target (N, ...); any other pair of shapes is a ValueError."""
+    if logits.shape == target.shape or (logits.dim() == target.dim() + 1 and logits.shape[1] == 1):
+        return True
+    if logits.dim() != target.dim() + 1 or logits.shape[:1] + logits.shape[2:] != target.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} do not fit target {tuple(target.shape)}: expected logits (N, C, ...) "
+            "with integer target (N, ...), or binary logits shaped like a float target"
+        )
+    return False
+
+
 def check_reduction(reduction: str) -> str:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not one of {', '.join(REDUCTIONS)}")
@@ -33,12 +46,7 @@ class CrossEntropy(nn.Module):
         self.register_buffer("class_weights", weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if logits.shape == target.shape or (logits.dim() == target.dim() + 1 and logits.shape[1] == 1):
+        if is_binary(logits, target):
             logits = logits.reshape(target.shape)
             return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction=self.reduction)
-        if logits.dim() != target.dim() + 1 or logits.shape[:1] + logits.shape[2:] != target.shape:
-            raise ValueError(
-                f"logits {tuple(logits.shape)} do not fit target {tuple(target.shape)}: expected "
-                "logits (N, C, ...) with target (N, ...), or logits shaped like a float target"
-            )
         return F.cross_entropy(logits, target.long(), weight=self.class_weights, reduction=self.reduction)

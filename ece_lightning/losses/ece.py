@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ce import check_reduction
+from .ce import check_reduction, is_binary
 from .schedules import SigmoidSchedule
 
 VARIANTS = ("ece", "reference")
@@ -257,14 +257,9 @@ class _Terms:
     @classmethod
     def of(cls, logits: torch.Tensor, target: torch.Tensor) -> _Terms:
         logits = logits.float()
-        if logits.shape == target.shape or (logits.dim() == target.dim() + 1 and logits.shape[1] == 1):
+        if is_binary(logits, target):
             soft_target = target.float()
             return cls(logits, target, logits.reshape(target.shape), soft_target, soft_target > 0)
-        if logits.dim() != target.dim() + 1 or logits.shape[:1] + logits.shape[2:] != target.shape:
-            raise ValueError(
-                f"logits {tuple(logits.shape)} do not fit target {tuple(target.shape)}: expected logits (N, C, ...) "
-                "with integer target (N, ...), or binary logits shaped like a float target"
-            )
         target = target.long()
         annotated = target > 0
         if logits.shape[1] == 2:  # everything follows from the margin: no log_softmax, no top-k

@@ -26,7 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .ce import check_reduction
+from .ce import check_reduction, is_binary
 
 STORAGES = {"float16": torch.float16, "uint8": torch.uint8}
 _CLAMP = 1e-4
@@ -78,19 +78,13 @@ class EarlyLearningRegularization(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
         logits = logits.float()
-        binary = logits.shape == target.shape or (logits.dim() == target.dim() + 1 and logits.shape[1] == 1)
-        if binary:
+        if is_binary(logits, target):
             logits = logits.reshape(target.shape)
             cross_entropy = F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
             # Two channels (background, object): a zero target is "no target yet", as in the multiclass case.
             p_object = torch.sigmoid(logits).clamp(_CLAMP, 1 - _CLAMP)
             probs = torch.stack([1 - p_object, p_object], dim=-1)
         else:
-            if logits.dim() != target.dim() + 1 or logits.shape[:1] + logits.shape[2:] != target.shape:
-                raise ValueError(
-                    f"logits {tuple(logits.shape)} do not fit target {tuple(target.shape)}: expected logits "
-                    "(N, C, ...) with integer target (N, ...), or binary logits shaped like a float target"
-                )
             cross_entropy = F.cross_entropy(logits, target.long(), reduction="none")
             probs = torch.softmax(logits, dim=1).clamp(_CLAMP, 1 - _CLAMP).movedim(1, -1)  # (..., C)
         loss = cross_entropy

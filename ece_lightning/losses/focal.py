@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ce import check_reduction
+from .ce import check_reduction, is_binary
 
 
 class FocalLoss(nn.Module):
@@ -35,7 +35,7 @@ class FocalLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
-        if logits.shape == target.shape or (logits.dim() == target.dim() + 1 and logits.shape[1] == 1):
+        if is_binary(logits, target):
             logits = logits.reshape(target.shape)
             target = target.float()
             positive = target > 0.5
@@ -43,11 +43,6 @@ class FocalLoss(nn.Module):
             # 1 - p_t is sigmoid(-logit) for positives and sigmoid(logit) for negatives.
             log_miss = F.logsigmoid(torch.where(positive, -logits, logits))
         else:
-            if logits.dim() != target.dim() + 1 or logits.shape[:1] + logits.shape[2:] != target.shape:
-                raise ValueError(
-                    f"logits {tuple(logits.shape)} do not fit target {tuple(target.shape)}: expected logits "
-                    "(N, C, ...) with integer target (N, ...), or binary logits shaped like a float target"
-                )
             target = target.long()
             positive = target > 0
             log_probs = F.log_softmax(logits, dim=1)
