@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torchmetrics import MetricCollection
 
@@ -14,14 +13,14 @@ from ..inference.detection import Detections, detect
 from ..losses.detection import DetectionLoss
 from ..metrics import BoxF1, PointF1
 from ..models import build_model
-from .pixel_state import allocate_pixel_state
+from .base import TaskModule
 
 # What a test run reports: the full set on exhaustive test labels, only exclusive recall otherwise.
 _EXHAUSTIVE_KEYS = ("precision", "recall", "f1", "count_ratio", "point_precision", "point_recall", "point_f1")
 _NON_EXHAUSTIVE_KEYS = ("exclusive_recall", "point_exclusive_recall")
 
 
-class DetectionModule(pl.LightningModule):
+class DetectionModule(TaskModule):
     """Cell detection trained from (sparse) instance annotations: label boxes are the boxes of the
     annotated instances of each (augmented) sample, derived on the device.
 
@@ -42,19 +41,17 @@ class DetectionModule(pl.LightningModule):
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
                  postprocess: dict[str, Any] | None = None, loss_weights: dict[str, Any] | None = None,
                  metrics: dict[str, Any] | None = None, exhaustive_test: bool = True):
-        super().__init__()
+        super().__init__(optimizer)
         self.save_hyperparameters()
         self.net = build_model(**model)
         if getattr(self.net, "task", None) != "detection" or not hasattr(self.net, "stride"):
             raise ValueError(f"model.name={model.get('name')!r} is not a detection model; task=detection needs "
                              "model=yollo")
         self.criterion = DetectionLoss(loss, stride=self.net.stride, anchor=self.net.anchor, **(loss_weights or {}))
-        self.optimizer_cfg = {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.0, **(optimizer or {})}
         self.postprocess_cfg = {"score_threshold": 0.5, "nms_iou": 0.2, "max_detections": 1000, **(postprocess or {})}
         self.metrics_cfg = {"iou_threshold": 0.5, "point_radius": 0.0, **(metrics or {})}
         self.exhaustive_test = bool(exhaustive_test)
-        self.val_metrics = self.make_metrics("val/")
-        self.test_metrics = self.make_metrics("test/")
+        self.init_metrics()
 
     def make_metrics(self, prefix: str) -> MetricCollection:
         metrics = {"boxes": BoxF1(self.metrics_cfg["iou_threshold"])}
@@ -62,16 +59,9 @@ class DetectionModule(pl.LightningModule):
             metrics["points"] = PointF1(self.metrics_cfg["point_radius"])
         return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
-
     def detect(self, outputs: torch.Tensor, image_size: tuple[int, int]) -> Detections:
         """Boxes in image pixels after the score threshold and NMS."""
         return detect(outputs, self.net.stride, self.net.anchor, image_size=image_size, **self.postprocess_cfg)
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit":
-            allocate_pixel_state(self, self.trainer.datamodule, num_channels=2)  # background, object
 
     def _loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         boxes, image_index = instance_boxes(batch["instances"])
@@ -91,47 +81,23 @@ class DetectionModule(pl.LightningModule):
         targets = [boxes[image_index == i].cpu() for i in range(len(outputs))]
         metrics.update(preds, targets)
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
-        outputs = self(batch["image"])
-        self.log(f"{prefix}/loss", self._loss(outputs, batch)[0], batch_size=len(batch["image"]))
-        self.update_metrics(metrics, outputs, batch["instances"])
+    def evaluation_loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._loss(outputs, batch)[0]
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True)
-        self.val_metrics.reset()
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, "test")
-
-    def on_test_epoch_end(self) -> None:
+    def test_results(self, results: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         keep = _EXHAUSTIVE_KEYS if self.exhaustive_test else _NON_EXHAUSTIVE_KEYS
-        results = self.test_metrics.compute()
-        self.log_dict({k: v for k, v in results.items() if k.removeprefix("test/") in keep})
-        self.test_metrics.reset()
+        return {k: v for k, v in results.items() if k.removeprefix("test/") in keep}
 
     def draw_predictions(self, batch: dict[str, torch.Tensor], max_images: int = 4) -> list[np.ndarray]:
         """RGB uint8 images of the first ``max_images`` samples with label boxes (green) and predicted
         boxes (magenta)."""
         from ..data.overlay import draw_boxes
 
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            images = batch["image"][:max_images].to(self.device)
-            detections = self.detect(self(images), tuple(images.shape[-2:]))
-        self.train(was_training)
+        images, outputs = self.predict_images(batch, max_images)
+        detections = self.detect(outputs, tuple(images.shape[-2:]))
         boxes, image_index = instance_boxes(batch["instances"][:max_images])
         drawn = []
         for i, image in enumerate(images):
-            rgb = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
-            drawn.append(draw_boxes(rgb, labels=boxes[image_index == i].cpu().numpy(),
+            drawn.append(draw_boxes(self.to_rgb(image), labels=boxes[image_index == i].cpu().numpy(),
                                     predictions=detections.of_image(i)[0].cpu().numpy()))
         return drawn
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        cfg = self.optimizer_cfg
-        return torch.optim.Adam(self.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
-                                weight_decay=cfg["weight_decay"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torchmetrics import MetricCollection
 
@@ -12,10 +11,10 @@ from ..inference.postprocess import foreground_to_instances
 from ..losses import build_loss
 from ..metrics import AggregatedJaccardIndex, DiceScore, ForegroundRatio
 from ..models import build_model
-from .pixel_state import allocate_pixel_state
+from .base import TaskModule
 
 
-class SegmentationModule(pl.LightningModule):
+class SegmentationModule(TaskModule):
     """Semantic foreground segmentation trained from (sparse) instance annotations.
 
     Built from plain config dicts so a checkpoint restores itself (``load_from_checkpoint``).
@@ -30,26 +29,18 @@ class SegmentationModule(pl.LightningModule):
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
                  postprocess: dict[str, Any] | None = None):
-        super().__init__()
+        super().__init__(optimizer)
         self.save_hyperparameters()
         self.net = build_model(**model)
         self.criterion = build_loss(**loss)
-        self.optimizer_cfg = {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.0, **(optimizer or {})}
+        self.pixel_state_channels = int(model.get("num_classes", 2))
         self.postprocess_cfg = dict(postprocess or {})
-        self.val_metrics = self.make_metrics("val/")
-        self.test_metrics = self.make_metrics("test/")
+        self.init_metrics()
 
     @staticmethod
     def make_metrics(prefix: str) -> MetricCollection:
         return MetricCollection({"dice": DiceScore(), "aji": AggregatedJaccardIndex(), "fg_ratio": ForegroundRatio()},
                                 prefix=prefix, compute_groups=False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit":
-            allocate_pixel_state(self, self.trainer.datamodule, num_channels=self.hparams.model.get("num_classes", 2))
 
     def _loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if getattr(self.criterion, "requires_pixels", False):
@@ -76,41 +67,16 @@ class SegmentationModule(pl.LightningModule):
         metrics["aji"].update(instances, target)
         metrics["fg_ratio"].update(foreground, target > 0)
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
-        logits = self(batch["image"])
-        self.log(f"{prefix}/loss", self._loss(logits, batch), batch_size=len(batch["image"]))
-        self.update_metrics(metrics, logits, batch["instances"])
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True)
-        self.val_metrics.reset()
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
-        self.test_metrics.reset()
+    def evaluation_loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._loss(logits, batch)
 
     def draw_predictions(self, batch: dict[str, torch.Tensor], max_images: int = 4) -> list:
         """RGB uint8 images of the first ``max_images`` samples with label instance outlines (green) and
         predicted ones (magenta)."""
         from ..data.overlay import draw_instances
 
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            images = batch["image"][:max_images].to(self.device)
-            _, instances = self.segment(self(images))
-        self.train(was_training)
+        images, logits = self.predict_images(batch, max_images)
+        _, instances = self.segment(logits)
         labels = batch["instances"][:max_images].cpu().numpy()
-        return [draw_instances((image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy(), label,
-                               predicted) for image, label, predicted in zip(images, labels, instances.numpy())]
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        cfg = self.optimizer_cfg
-        return torch.optim.Adam(self.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
-                                weight_decay=cfg["weight_decay"])
+        return [draw_instances(self.to_rgb(image), label, predicted)
+                for image, label, predicted in zip(images, labels, instances.numpy())]

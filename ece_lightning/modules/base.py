@@ -1,0 +1,94 @@
+"""What every task LightningModule shares: Adam, the validation/test loops over its metrics, sizing of
+per-pixel loss state, and evaluation-mode prediction for pictures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torchmetrics import MetricCollection
+
+from .pixel_state import allocate_pixel_state
+
+
+class TaskModule(pl.LightningModule):
+    """Base of the task modules. A subclass sets ``net`` and ``criterion``, calls ``init_metrics()`` and
+    implements ``make_metrics(prefix)``, ``update_metrics(metrics, outputs, target_instances)`` and
+    ``evaluation_loss(outputs, batch)``; it may filter what the test logs (``test_results``).
+
+    Args:
+        optimizer: Adam settings ``lr``, ``betas`` and ``weight_decay`` (paper: 1e-4, (0.9, 0.999), 0).
+    """
+
+    #: classes of per-pixel loss state (ELR's targets) per training pixel
+    pixel_state_channels = 2
+
+    def __init__(self, optimizer: dict[str, Any] | None = None):
+        super().__init__()
+        self.optimizer_cfg = {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.0, **(optimizer or {})}
+
+    def init_metrics(self) -> None:
+        self.val_metrics = self.make_metrics("val/")
+        self.test_metrics = self.make_metrics("test/")
+
+    def make_metrics(self, prefix: str) -> MetricCollection:
+        raise NotImplementedError
+
+    def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, target_instances: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def evaluation_loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def test_results(self, results: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the test logs of its metrics' results (all by default)."""
+        return results
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            allocate_pixel_state(self, self.trainer.datamodule, num_channels=self.pixel_state_channels)
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
+        outputs = self(batch["image"])
+        self.log(f"{prefix}/loss", self.evaluation_loss(outputs, batch), batch_size=len(batch["image"]))
+        self.update_metrics(metrics, outputs, batch["instances"])
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_results(self.test_metrics.compute()))
+        self.test_metrics.reset()
+
+    def predict_images(self, batch: dict[str, torch.Tensor], max_images: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``max_images`` images of ``batch`` on the module's device and their outputs, computed in
+        eval mode without gradients (the training mode is restored)."""
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            images = batch["image"][:max_images].to(self.device)
+            outputs = self(images)
+        self.train(was_training)
+        return images, outputs
+
+    @staticmethod
+    def to_rgb(image: torch.Tensor) -> np.ndarray:
+        """(H, W, 3) uint8 of a (3, H, W) image in [0, 1]."""
+        return (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        cfg = self.optimizer_cfg
+        return torch.optim.Adam(self.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
+                                weight_decay=cfg["weight_decay"])
