@@ -7,17 +7,20 @@ import pytest
 from .cli.helpers import run_cli
 
 
+def _sweep(sweep, experiment: str, metric: str) -> dict:
+    """Run ``experiment`` as a sweep into ``sweep``; ``metric`` of each run by (loss, sparsity)."""
+    result = run_cli("ece-train", "-m", f"experiment={experiment}", f"hydra.sweep.dir={sweep}", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = [json.loads(path.read_text()) for path in sweep.rglob("metrics.json")]
+    return {(metrics["loss"], metrics["sparsity"]): metrics[metric] for metrics in runs}
+
+
 @pytest.fixture(scope="module")
 def demo_dice(tmp_path_factory):
     sweep = tmp_path_factory.mktemp("demo")
-    result = run_cli("ece-train", "-m", "experiment=demo", f"hydra.sweep.dir={sweep}", timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
+    dice = _sweep(sweep, "demo", "test/dice")
     report = run_cli("ece-report", str(sweep))
     assert report.returncode == 0 and "| ce | 0.300 |" in report.stdout and "| ece | 1.000 |" in report.stdout
-    dice = {}
-    for path in sweep.rglob("metrics.json"):
-        metrics = json.loads(path.read_text())
-        dice[(metrics["loss"], metrics["sparsity"])] = metrics["test/dice"]
     return dice
 
 
@@ -39,14 +42,7 @@ def test_demo_meets_the_ece_targets_of_issue_3(demo_dice):
 
 @pytest.fixture(scope="module")
 def demo_f1(tmp_path_factory):
-    sweep = tmp_path_factory.mktemp("demo_detection")
-    result = run_cli("ece-train", "-m", "experiment=demo_detection", f"hydra.sweep.dir={sweep}", timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    f1 = {}
-    for path in sweep.rglob("metrics.json"):
-        metrics = json.loads(path.read_text())
-        f1[(metrics["loss"], metrics["sparsity"])] = metrics["test/f1"]
-    return f1
+    return _sweep(tmp_path_factory.mktemp("demo_detection"), "demo_detection", "test/f1")
 
 
 @pytest.mark.slow
