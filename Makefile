@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install install-dev demo test test-full lint clean
+.PHONY: install install-dev demo test test-notebooks test-full lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,19 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/ece-train -m experiment=demo_detection
 	$(BIN)/ece-report outputs/demo
 
-# Fast tests (the `slow` marker is excluded by pyproject's addopts).
+# Fast tests (the `slow` marker is excluded by pyproject's addopts), then the notebooks.
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-notebooks
+
+# The notebooks, executed with nbmake on a tiny sweep that notebooks/conftest.py trains first (about a minute).
+test-notebooks: $(VENV)/.installed-dev
+	$(BIN)/pytest --nbmake notebooks -p no:cacheprovider
 
 # Every test, the slow ones included.
 test-full: $(VENV)/.installed-dev
 	$(BIN)/pytest -m "slow or not slow"
+	$(MAKE) --no-print-directory test-notebooks
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check ece_lightning tests

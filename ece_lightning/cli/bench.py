@@ -2,6 +2,7 @@
 
     ece-bench loss [--shape N C H W] [--device cpu|cuda|all] [--repeats R]
     ece-bench data [--dataset synthetic|cpm15] [--size 512] [--batches 8]
+    ece-bench train [--size 128] [--batch-size 8] [--width 16] [--loss ece] [--steps 20] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -50,6 +51,29 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from ..bench.train import TrainBenchSetup, bench_train
+
+    try:
+        setup = TrainBenchSetup(size=args.size, batch_size=args.batch_size, base_channels=args.width,
+                                depth=args.depth, loss=args.loss, steps=args.steps, warmup=args.warmup)
+    except ValueError as error:
+        print(f"ece-bench: error: {error}", file=sys.stderr)
+        return 2
+    rows = bench_train(setup, repeats=args.repeats)
+    print("| variant | step median (ms) | ratio to the bare loop |")
+    print("|---|---|---|")
+    for row in rows:
+        print(f"| {row.name} | {row.step_ms:.1f} | {row.ratio_to_bare:.3f} |")
+    with_dynamics, without = rows[2].step_ms, rows[1].step_ms
+    print(f"LossDynamics overhead: {with_dynamics / without:.3f}x the Lightning step")
+    print(f"(U-Net width {setup.base_channels} depth {setup.depth}, batch {setup.batch_size}x3x{setup.size}x{setup.size}, "
+          f"loss {setup.loss}, fp32 CPU, synthetic data in the main process; {setup.steps} timed steps after "
+          f"{setup.warmup}, median of {args.repeats} interleaved rounds; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ece-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,6 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("--size", type=int, default=512)
     data.add_argument("--batches", type=int, default=8)
     data.set_defaults(run=_data)
+    train = commands.add_parser("train", help="Lightning training step vs a bare PyTorch loop (and LossDynamics' cost)")
+    train.add_argument("--size", type=int, default=128, help="image side")
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--width", type=int, default=16, help="U-Net base channels")
+    train.add_argument("--depth", type=int, default=4, help="U-Net depth")
+    train.add_argument("--loss", default="ece", help="registry loss")
+    train.add_argument("--steps", type=int, default=20, help="timed steps per round")
+    train.add_argument("--warmup", type=int, default=4, help="untimed steps first")
+    train.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
+    train.set_defaults(run=_train)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .components import split_by_annotation
+
 
 @dataclass
 class GridTargets:
@@ -119,7 +121,8 @@ class DetectionLoss(nn.Module):
     def forward(self, outputs: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor,
                 pixels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``outputs`` (B, 5, Gh, Gw) of the model, label ``boxes`` (K, 4) x0y0x1y1 pixels with their
-        ``image_index``; returns the total loss and its parts (``objectness``, ``box``, detached).
+        ``image_index``; returns the total loss and its parts (detached): ``objectness``, ``box``, and the mean objectness term
+        of cells with a box (``objectness_obj``) and of the others (``objectness_background``; NaN when empty).
         ``pixels`` (B, H, W) are the samples' pixel ids, needed by an objectness loss with per-pixel state
         (ELR): a cell's state lives at the source pixel under the cell's centre."""
         if outputs.dim() != 4 or outputs.shape[1] != 5:
@@ -154,4 +157,7 @@ class DetectionLoss(nn.Module):
         else:
             box = outputs[:, 1:].sum() * 0.0  # keeps the graph (and DDP) intact on a batch without boxes
         total = objectness + self.lambda_box * box
-        return total, {"objectness": objectness.detach(), "box": box.detach()}
+        # The objectness terms of cells with a box ("obj") and of the others ("background"), for LossDynamics.
+        components = split_by_annotation(per_cell, targets.assigned)
+        return total, {"objectness": objectness.detach(), "box": box.detach(),
+                       "objectness_obj": components["obj"], "objectness_background": components["background"]}

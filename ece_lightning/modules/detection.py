@@ -69,6 +69,9 @@ class DetectionModule(TaskModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, parts = self._loss(self(batch["image"]), batch)
+        components = {"obj": parts.pop("objectness_obj"), "background": parts.pop("objectness_background")}
+        if self.record_loss_components:
+            self.loss_components = components
         size = len(batch["image"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
         self.log_dict({f"train/loss_{k}": v for k, v in parts.items()}, on_step=False, on_epoch=True, batch_size=size)

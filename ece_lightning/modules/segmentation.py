@@ -9,6 +9,7 @@ from torchmetrics import MetricCollection
 
 from ..inference.postprocess import foreground_to_instances
 from ..losses import build_loss
+from ..losses.components import elementwise, reduce_like, split_by_annotation
 from ..metrics import AggregatedJaccardIndex, DiceScore, ForegroundRatio
 from ..models import build_model
 from .base import TaskModule
@@ -48,7 +49,15 @@ class SegmentationModule(TaskModule):
         return self.criterion(logits, batch["target"])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self(batch["image"]), batch)
+        logits = self(batch["image"])
+        if self.record_loss_components:
+            # The same terms, summed here instead of inside the loss, so the Obj/Background split is free.
+            with elementwise(self.criterion):
+                per_element = self._loss(logits, batch)
+            loss = reduce_like(self.criterion, per_element, logits, batch["target"])
+            self.loss_components = split_by_annotation(per_element, batch["target"] > 0)
+        else:
+            loss = self._loss(logits, batch)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 

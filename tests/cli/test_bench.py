@@ -26,3 +26,19 @@ def test_data_benchmark_prints_images_per_second_with_and_without_augmentation(c
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| synthetic |")]
     assert [row.split("|")[2].strip() for row in rows] == ["crop only", "paper"]
     assert all(float(row.split("|")[4]) > 0 and int(row.split("|")[5]) >= 1 for row in rows)
+
+
+def test_train_benchmark_compares_lightning_and_loss_dynamics_with_a_bare_loop(capsys):
+    assert main(["train", "--size", "32", "--batch-size", "2", "--width", "4", "--depth", "2", "--steps", "3",
+                 "--warmup", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line.split("|") for line in out.splitlines() if line.startswith("| ")}
+    assert {"bare PyTorch loop", "Lightning (ece-train step)", "Lightning + LossDynamics"} <= set(rows)
+    assert float(rows["bare PyTorch loop"][3]) == 1.0
+    assert all(float(row[2]) > 0 for name, row in rows.items() if name != "variant")
+    assert "LossDynamics overhead:" in out
+
+
+def test_train_benchmark_rejects_too_few_steps(capsys):
+    assert main(["train", "--steps", "1"]) == 2
+    assert "steps=1 must be >= 2" in capsys.readouterr().err

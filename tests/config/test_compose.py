@@ -163,3 +163,12 @@ def test_baseline_experiments_sweep_every_baseline_at_three_sparsities(experimen
 def test_elr_configurations_are_the_papers(entry, beta, lam):
     cfg = _compose(f"loss={entry}")
     assert cfg.loss.name == "elr" and cfg.loss.beta == beta and cfg.loss.lam == lam
+
+
+def test_loss_dynamics_experiment_tracks_ce_and_ece_at_60_percent():
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=loss_dynamics"], return_hydra_config=True)
+    assert cfg.callbacks.loss_dynamics._target_ == "ece_lightning.callbacks.LossDynamics"
+    assert "ece_annealing" in cfg.callbacks and "model_checkpoint" in cfg.callbacks  # the defaults stay
+    assert cfg.hydra.sweeper.params == {"loss": "ce,ece", "sparsity": "0.6"}
+    assert cfg.dataset.name == "synthetic" and cfg.trainer.max_epochs == 36

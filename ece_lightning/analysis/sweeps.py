@@ -1,0 +1,147 @@
+"""Sweep results as tables and curves: one row per run (its metrics.json), paper-style tables (rows
+dataset x loss, columns sparsity, mean +- std over seeds) in Markdown and LaTeX, and metric-vs-sparsity
+curves with seeds as error bars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..cli.report import KEY_COLUMNS, collect
+
+#: metrics a paper table can show, by task
+TASK_METRICS = {"segmentation": ("test/dice", "test/aji"), "detection": ("test/f1",)}
+
+
+def load_sweep(root: str | Path) -> pd.DataFrame:
+    """One row per finished run under ``root`` (every metrics.json), sorted by dataset, task, model, loss,
+    sparsity, seed; ``run_dir`` is the run's folder relative to ``root``. Unreadable files are skipped
+    with a warning; a folder without any run is a FileNotFoundError naming it."""
+    import warnings
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such directory (give a run or sweep output directory)")
+    frame, problems = collect(root)
+    for problem in problems:
+        warnings.warn(problem, stacklevel=2)
+    if frame.empty:
+        raise FileNotFoundError(f"{root}: no metrics.json under it (did the runs finish?)")
+    return frame
+
+
+def load_wandb(path: str, api: Any = None) -> pd.DataFrame:
+    """The same table from the W&B runs of ``path`` ("entity/project"), for sweeps logged with
+    ``logger=wandb``: each run's config gives the key columns and its summary the metrics. ``api`` is a
+    ``wandb.Api()`` (made here when None; needs network or a local server)."""
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    rows = []
+    for run in api.runs(path):
+        config = dict(run.config)
+        row = {key: _config_value(config, key) for key in KEY_COLUMNS}
+        row.update({k: v for k, v in dict(run.summary).items() if isinstance(k, str) and k.startswith("test/")})
+        row["run_dir"] = run.name
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        raise FileNotFoundError(f"W&B project {path!r} has no runs")
+    return frame.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+
+
+def _config_value(config: dict[str, Any], key: str) -> Any:
+    """A key column from a logged Hydra config: top-level (sparsity, seed) or a group's ``name``."""
+    value = config.get(key)
+    if isinstance(value, dict):
+        return value.get("name")
+    return value
+
+
+def paper_table(frame: pd.DataFrame, metric: str, rows: Sequence[str] = ("dataset", "loss"),
+                column: str = "sparsity") -> pd.DataFrame:
+    """Mean and standard deviation over seeds of ``metric`` (e.g. ``test/dice``): a frame indexed by
+    ``rows`` with one column per value of ``column``, each cell a (mean, std, n) tuple; missing cells NaN."""
+    if metric not in frame.columns:
+        raise KeyError(f"no {metric!r} in the runs; available: {', '.join(c for c in frame.columns if c.startswith('test/'))}")
+    stats = frame.dropna(subset=[metric]).groupby([*rows, column])[metric].agg(["mean", "std", "count"])
+    cells = pd.Series([(m, s, int(n)) for m, s, n in stats.itertuples(index=False)], index=stats.index)
+    return cells.unstack(column)
+
+
+def format_cell(cell: Any, digits: int = 3, latex: bool = False) -> str:
+    if not isinstance(cell, tuple):
+        return "-"
+    mean, std, count = cell
+    if count < 2 or pd.isna(std):
+        return f"{mean:.{digits}f}"
+    separator = r" $\pm$ " if latex else " ± "
+    return f"{mean:.{digits}f}{separator}{std:.{digits}f}"
+
+
+def table_markdown(table: pd.DataFrame, metric: str, digits: int = 3) -> str:
+    """A paper table as Markdown: one row per index entry, "mean ± std" cells (std when >= 2 seeds)."""
+    names = list(table.index.names)
+    header = [*names, *(f"{metric.removeprefix('test/')} @ {c:g}" for c in table.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for key, row in table.iterrows():
+        key = key if isinstance(key, tuple) else (key,)
+        lines.append("| " + " | ".join([*map(str, key), *(format_cell(v, digits) for v in row)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table_latex(table: pd.DataFrame, metric: str, digits: int = 3, caption: str | None = None) -> str:
+    """A paper table as a LaTeX ``tabular`` (booktabs rules), the best mean per column in bold."""
+    names = list(table.index.names)
+    best = {c: max((v[0] for v in table[c] if isinstance(v, tuple)), default=None) for c in table.columns}
+    spec = "l" * len(names) + "c" * len(table.columns)
+    short = metric.removeprefix("test/").replace("_", r"\_")
+    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join([*(n.replace("_", r"\_") for n in names), *(f"{short} @ {c:g}" for c in table.columns)])
+             + r" \\", r"\midrule"]
+    for key, row in table.iterrows():
+        key = key if isinstance(key, tuple) else (key,)
+        cells = []
+        for column, value in row.items():
+            text = format_cell(value, digits, latex=True)
+            if isinstance(value, tuple) and best[column] is not None and value[0] == best[column]:
+                text = rf"\textbf{{{text}}}"
+            cells.append(text)
+        lines.append(" & ".join([*(str(k).replace("_", r"\_") for k in key), *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{caption}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(frame: pd.DataFrame, metrics: Iterable[str] | None = None):
+    """One panel per metric (default: the test metrics the runs report among Dice, AJI, F1): the metric
+    against sparsity, one line per (dataset, loss), mean over seeds with their std as error bars.
+    Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    if metrics is None:
+        metrics = [m for task in TASK_METRICS.values() for m in task if m in frame.columns and frame[m].notna().any()]
+    metrics = list(metrics)
+    if not metrics:
+        raise ValueError("no test metric to plot (the runs report none of Dice, AJI, F1)")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        runs = frame.dropna(subset=[metric])
+        for (dataset, loss), group in runs.groupby(["dataset", "loss"], sort=True):
+            stats = group.groupby("sparsity")[metric].agg(["mean", "std"]).reset_index()
+            ax.errorbar(stats["sparsity"], stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3,
+                        label=f"{loss} ({dataset})")
+        ax.set_xlabel("sparsity (fraction of annotated objects)")
+        ax.set_ylabel(metric.removeprefix("test/"))
+        ax.set_xlim(0, 1.05)
+        ax.set_ylim(0, 1.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,109 @@
+"""Training-step cost: our Lightning step (module, callbacks, logging, data loader) against a bare PyTorch
+loop on the same network, loss, optimiser, batches and precision, and the cost of LossDynamics on top."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+
+
+@dataclass
+class TrainBenchRow:
+    name: str
+    step_ms: float
+    ratio_to_bare: float
+
+
+@dataclass
+class TrainBenchSetup:
+    size: int = 128
+    batch_size: int = 8
+    base_channels: int = 16
+    depth: int = 4
+    loss: str = "ece"
+    steps: int = 20
+    warmup: int = 4
+
+    def __post_init__(self) -> None:
+        if self.steps < 2 or self.warmup < 1:
+            raise ValueError(f"steps={self.steps} must be >= 2 and warmup={self.warmup} >= 1")
+
+
+def _module_and_data(setup: TrainBenchSetup):
+    from ..data.datamodule import SegmentationDataModule
+    from ..modules import SegmentationModule
+
+    pl.seed_everything(0, verbose=False)
+    module = SegmentationModule(model={"name": "unet", "base_channels": setup.base_channels, "depth": setup.depth},
+                                loss={"name": setup.loss}, optimizer={"lr": 1e-3})
+    batches = setup.steps + setup.warmup
+    datamodule = SegmentationDataModule(source="synthetic", sparsity=0.5, batch_size=setup.batch_size,
+                                        num_train=setup.batch_size, num_val=1, num_test=1, image_size=setup.size,
+                                        crop_size=setup.size, crops_per_epoch=batches * setup.batch_size)
+    datamodule.setup("fit")
+    return module, datamodule
+
+
+def bare_loop_step_s(setup: TrainBenchSetup) -> float:
+    """Seconds per step of a plain loop: next batch, forward, loss, backward, Adam step."""
+    module, datamodule = _module_and_data(setup)
+    net, criterion = module.net.train(), module.criterion
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    started, index = None, -1
+    for index, batch in enumerate(datamodule.train_dataloader()):
+        loss = criterion(net(batch["image"]), batch["target"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if index == setup.warmup - 1:  # as the Lightning clock: from the end of the last warm-up step
+            started = time.perf_counter()
+    _check_steps(index + 1, setup)
+    return (time.perf_counter() - started) / setup.steps
+
+
+def _check_steps(batches: int, setup: TrainBenchSetup) -> None:
+    if batches != setup.warmup + setup.steps:
+        raise RuntimeError(f"the loader gave {batches} batches, not {setup.warmup + setup.steps}: timing is off")
+
+
+class _StepClock(pl.Callback):
+    def __init__(self, warmup: int):
+        self.warmup, self.started, self.ended, self.batches = warmup, None, None, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.batches += 1
+        if self.batches == self.warmup:
+            self.started = time.perf_counter()
+        self.ended = time.perf_counter()
+
+
+def lightning_step_s(setup: TrainBenchSetup, loss_dynamics: bool = False) -> float:
+    """Seconds per step of ``Trainer.fit`` on the same module and data (CSV-free: no logger, no checkpoint,
+    no validation), optionally with the LossDynamics callback (table kept in memory)."""
+    from ..callbacks import ECEAnnealing, LossDynamics
+
+    module, datamodule = _module_and_data(setup)
+    clock = _StepClock(setup.warmup)
+    callbacks = [ECEAnnealing(), clock] + ([LossDynamics(path=None)] if loss_dynamics else [])
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         num_sanity_val_steps=0, callbacks=callbacks)
+    trainer.fit(module, datamodule=datamodule)
+    _check_steps(clock.batches, setup)
+    return (clock.ended - clock.started) / setup.steps
+
+
+def bench_train(setup: TrainBenchSetup, repeats: int = 3) -> list[TrainBenchRow]:
+    """Median step time of each variant over ``repeats`` rounds (variants interleaved per round)."""
+    variants = {"bare PyTorch loop": bare_loop_step_s, "Lightning (ece-train step)": lightning_step_s,
+                "Lightning + LossDynamics": lambda s: lightning_step_s(s, loss_dynamics=True)}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            times[name].append(run(setup))
+    bare = statistics.median(times["bare PyTorch loop"])
+    return [TrainBenchRow(name, 1e3 * statistics.median(t), statistics.median(t) / bare) for name, t in times.items()]
