@@ -14,8 +14,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 TOP_LEVEL_KEYS = frozenset({
     "name", "sparsity", "seed", "optimizer", "tags", "dataset", "task", "model", "loss", "trainer", "logger",
-    "callbacks", "paths", "augment",
+    "callbacks", "paths", "augment", "speed",
 })
+SPEED_KEYS = {"channels_last": bool, "compile": bool, "compile_mode": str}
 
 
 class ConfigError(ValueError):
@@ -126,6 +127,23 @@ def validate_config(cfg: DictConfig) -> None:
                f"dataset.split.method={split.get('method')!r} must be one of {', '.join(SPLIT_METHODS)}")
         _check(errors, split.get("by", "image") in SPLIT_UNITS,
                f"dataset.split.by={split.get('by')!r} must be one of {', '.join(SPLIT_UNITS)}")
+    speed = cfg.get("speed") or {}
+    for key in sorted(set(speed.keys()) - set(SPEED_KEYS)):
+        errors.append(f"unknown key speed.{key}; valid: {', '.join(sorted(SPEED_KEYS))}")
+    for key, kind in SPEED_KEYS.items():
+        if key in speed:
+            _check(errors, isinstance(speed[key], kind), f"speed.{key}={speed[key]!r} must be a {kind.__name__}")
+    from .modules.base import COMPILE_MODES
+
+    if isinstance(speed.get("compile_mode"), str):
+        _check(errors, speed.compile_mode in COMPILE_MODES,
+               f"speed.compile_mode={speed.compile_mode!r} must be one of {', '.join(COMPILE_MODES)}")
+    for key in ("pin_memory", "persistent_workers"):
+        value = cfg.dataset.get(key)
+        _check(errors, value is None or isinstance(value, bool),
+               f"dataset.{key}={value!r} must be true, false or null (automatic)")
+    _check(errors, not (cfg.dataset.get("persistent_workers") is True and not cfg.dataset.get("num_workers")),
+           "dataset.persistent_workers=true needs dataset.num_workers >= 1")
     postprocess = cfg.task.get("postprocess") or {}
     if "method" in postprocess:
         _registry_check(errors, "task.postprocess.method", postprocess.method, METHODS)

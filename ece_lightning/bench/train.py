@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 
+PRECISIONS = ("32", "bf16-mixed")
+
 
 @dataclass
 class TrainBenchRow:
@@ -27,10 +29,15 @@ class TrainBenchSetup:
     loss: str = "ece"
     steps: int = 20
     warmup: int = 4
+    precision: str = "32"
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 2 or self.warmup < 1:
             raise ValueError(f"steps={self.steps} must be >= 2 and warmup={self.warmup} >= 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
 
 
 def _module_and_data(setup: TrainBenchSetup):
@@ -39,7 +46,8 @@ def _module_and_data(setup: TrainBenchSetup):
 
     pl.seed_everything(0, verbose=False)
     module = SegmentationModule(model={"name": "unet", "base_channels": setup.base_channels, "depth": setup.depth},
-                                loss={"name": setup.loss}, optimizer={"lr": 1e-3})
+                                loss={"name": setup.loss}, optimizer={"lr": 1e-3},
+                                speed={"channels_last": setup.channels_last, "compile": setup.compile})
     batches = setup.steps + setup.warmup
     datamodule = SegmentationDataModule(source="synthetic", sparsity=0.5, batch_size=setup.batch_size,
                                         num_train=setup.batch_size, num_val=1, num_test=1, image_size=setup.size,
@@ -49,13 +57,18 @@ def _module_and_data(setup: TrainBenchSetup):
 
 
 def bare_loop_step_s(setup: TrainBenchSetup) -> float:
-    """Seconds per step of a plain loop: next batch, forward, loss, backward, Adam step."""
+    """Seconds per step of a plain loop: next batch, forward (the module's network, compiled and
+    channels-last as set up, under bf16 autocast for bf16-mixed), loss, backward, Adam step."""
     module, datamodule = _module_and_data(setup)
-    net, criterion = module.net.train(), module.criterion
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    module.train()
+    criterion = module.criterion
+    optimizer = torch.optim.Adam(module.net.parameters(), lr=1e-3)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=setup.precision == "bf16-mixed")
     started, index = None, -1
     for index, batch in enumerate(datamodule.train_dataloader()):
-        loss = criterion(net(batch["image"]), batch["target"])
+        with autocast:
+            logits = module(batch["image"])  # TaskModule.forward: channels-last input, compiled network
+        loss = criterion(logits, batch["target"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -82,17 +95,22 @@ class _StepClock(pl.Callback):
 
 
 def lightning_step_s(setup: TrainBenchSetup, loss_dynamics: bool = False) -> float:
-    """Seconds per step of ``Trainer.fit`` on the same module and data (CSV-free: no logger, no checkpoint,
-    no validation), optionally with the LossDynamics callback (table kept in memory)."""
+    """Seconds per step of ``Trainer.fit`` on the same module and data as ``ece-train`` sets it up for a
+    CPU run (CSV logger every 5 steps, ECE annealing; no checkpoint or validation inside the timed steps),
+    optionally with the LossDynamics callback writing its table."""
+    import tempfile
+
     from ..callbacks import ECEAnnealing, LossDynamics
 
     module, datamodule = _module_and_data(setup)
     clock = _StepClock(setup.warmup)
-    callbacks = [ECEAnnealing(), clock] + ([LossDynamics(path=None)] if loss_dynamics else [])
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, callbacks=callbacks)
-    trainer.fit(module, datamodule=datamodule)
+    with tempfile.TemporaryDirectory() as folder:
+        callbacks = [ECEAnnealing(), clock] + ([LossDynamics(path=f"{folder}/dynamics.csv")] if loss_dynamics else [])
+        trainer = pl.Trainer(max_epochs=1, accelerator="cpu", precision=setup.precision,
+                             logger=pl.loggers.CSVLogger(folder), log_every_n_steps=5, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                             num_sanity_val_steps=0, callbacks=callbacks, default_root_dir=folder)
+        trainer.fit(module, datamodule=datamodule)
     _check_steps(clock.batches, setup)
     return (clock.ended - clock.started) / setup.steps
 

@@ -24,7 +24,7 @@ class LossDynamics(pl.Callback):
     ``*_d1`` (first derivative, itself smoothed) and ``*_d2`` (second derivative, smoothed).
 
     Everything is computed on the module's device without a host sync per step; values are logged as
-    ``dynamics/<column>`` (at the trainer's logging interval) and every step is appended to the CSV table
+    ``dynamics/<column>`` every ``trainer.log_every_n_steps`` steps, and every step is appended to the CSV table
     ``path`` at the end of each epoch (and when training stops on an error), columns ``COLUMNS`` (``step``: the
     index of the training batch, counted across epochs and resumes). The
     smoothing is causal, so the logged values equal the table's; ``ece_lightning.analysis.dynamics``
@@ -72,7 +72,7 @@ class LossDynamics(pl.Callback):
                            loss.detach().float().reshape(()).to(device),
                            *(values[column] for column in COLUMNS[3:])])
         self._pending.append(row)
-        if self.log:
+        if self.log and self._batches % max(trainer.log_every_n_steps, 1) == 0:  # Lightning's log calls cost
             pl_module.log_dict({f"dynamics/{column}": values[column] for column in COLUMNS[3:]}, on_step=True,
                                on_epoch=False, logger=True, prog_bar=False, batch_size=1)
 

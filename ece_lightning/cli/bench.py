@@ -2,7 +2,9 @@
 
     ece-bench loss [--shape N C H W] [--device cpu|cuda|all] [--repeats R]
     ece-bench data [--dataset synthetic|cpm15] [--size 512] [--batches 8]
+    ece-bench metrics [--repeats 5] [--validation synthetic cpm15]
     ece-bench train [--size 128] [--batch-size 8] [--width 16] [--loss ece] [--steps 20] [--repeats 3]
+                    [--precision 32|bf16-mixed] [--channels-last] [--compile]
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         setup = TrainBenchSetup(size=args.size, batch_size=args.batch_size, base_channels=args.width,
-                                depth=args.depth, loss=args.loss, steps=args.steps, warmup=args.warmup)
+                                depth=args.depth, loss=args.loss, steps=args.steps, warmup=args.warmup,
+                                precision=args.precision, channels_last=args.channels_last, compile=args.compile)
     except ValueError as error:
         print(f"ece-bench: error: {error}", file=sys.stderr)
         return 2
@@ -68,9 +71,37 @@ def _train(args: argparse.Namespace) -> int:
     with_dynamics, without = rows[2].step_ms, rows[1].step_ms
     print(f"LossDynamics overhead: {with_dynamics / without:.3f}x the Lightning step")
     print(f"(U-Net width {setup.base_channels} depth {setup.depth}, batch {setup.batch_size}x3x{setup.size}x{setup.size}, "
-          f"loss {setup.loss}, fp32 CPU, synthetic data in the main process; {setup.steps} timed steps after "
+          f"loss {setup.loss}, precision {setup.precision}, channels_last {setup.channels_last}, "
+          f"compile {setup.compile}, CPU, synthetic data in the main process; {setup.steps} timed steps after "
           f"{setup.warmup}, median of {args.repeats} interleaved rounds; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads)")
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from ..bench.metrics import bench_metrics, validation_share
+
+    print("| 1000x1000 map | instances (label / predicted) | metric | median (ms) | per-instance AJI time / this | counts |")
+    print("|---|---|---|---|---|---|")
+    for timings in bench_metrics(repeats=args.repeats):
+        naive = timings.rows[-1].median_ms
+        for row in timings.rows:
+            print(f"| {timings.name} | {timings.targets} / {timings.predictions} | {row.name} | {row.median_ms:.1f} | "
+                  f"{naive / row.median_ms:.1f} | {row.result} |")
+    print("(predictions: the labels shifted, eroded, 5% missed, some merged, 10 false positives)")
+    if args.validation:
+        print()
+        print("| dataset | experiment | training epoch (s) | validation metrics (s) | val tiles | share |")
+        print("|---|---|---|---|---|---|")
+        for dataset in args.validation:
+            try:
+                share = validation_share(dataset)
+            except FileNotFoundError as error:
+                print(f"| {dataset} | skipped: {error} | | | | |")
+                continue
+            print(f"| {share.dataset} | {share.experiment} | {share.train_epoch_s:.2f} | {share.validation_metrics_s:.2f} | "
+                  f"{share.validation_tiles} | {share.share:.1%} |")
+    print(f"(numpy {__import__('numpy').__version__}; torch {torch.__version__}, {torch.get_num_threads()} threads)")
     return 0
 
 
@@ -89,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("--size", type=int, default=512)
     data.add_argument("--batches", type=int, default=8)
     data.set_defaults(run=_data)
+    metrics = commands.add_parser("metrics", help="Dice/AJI/F1 cost per 1000x1000 image; validation share of an epoch")
+    metrics.add_argument("--repeats", type=int, default=5)
+    metrics.add_argument("--validation", nargs="*", choices=["synthetic", "cpm15"], default=["synthetic", "cpm15"],
+                         help="datasets whose validation-metric share of a training epoch is measured (none: skip)")
+    metrics.set_defaults(run=_metrics)
     train = commands.add_parser("train", help="Lightning training step vs a bare PyTorch loop (and LossDynamics' cost)")
     train.add_argument("--size", type=int, default=128, help="image side")
     train.add_argument("--batch-size", type=int, default=8)
@@ -98,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--steps", type=int, default=20, help="timed steps per round")
     train.add_argument("--warmup", type=int, default=4, help="untimed steps first")
     train.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
+    train.add_argument("--precision", default="32", help="32 or bf16-mixed (autocast in the bare loop)")
+    train.add_argument("--channels-last", action="store_true", help="NHWC network and inputs in every variant")
+    train.add_argument("--compile", action="store_true", help="torch.compile the network in every variant")
     train.set_defaults(run=_train)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -38,7 +38,8 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModu
     task = _plain(cfg.task)
     task.pop("name")
     # Every other key of the task config is an argument of its module (postprocess, loss_weights, ...).
-    module = module_cls(model=_plain(cfg.model), loss=_plain(cfg.loss), optimizer=_plain(cfg.optimizer), **task)
+    module = module_cls(model=_plain(cfg.model), loss=_plain(cfg.loss), optimizer=_plain(cfg.optimizer),
+                        speed=_plain(cfg.get("speed")), **task)
     dataset = _plain(cfg.dataset)
     dataset.pop("exhaustive_test", None)
     needs_pixels = any(getattr(m, "requires_pixels", False) for m in module.modules())

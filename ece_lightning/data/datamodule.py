@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from .dataset import InstanceMapDataset
@@ -36,6 +37,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         stain_augmentation: whether the data is H&E, so the HED stain transform applies (False: WBC-NuClick).
         pixel_ids: serve each training sample's source-pixel ids (``pixels``), for losses with per-pixel state
             (ELR); ``ece-train`` turns it on when the loss needs it.
+        pin_memory: page-locked batches for faster host-to-GPU copies (``None``: when CUDA is available).
+        persistent_workers: keep loader workers alive between epochs (``None``: when ``num_workers`` > 0).
         **source_options: passed to the source (synthetic: ``num_train``, ``image_size``, ``seed``...;
             prepared: ``name``, ``format``, ``root``, ``cache_dir``, ``split``, ``strict``, ``reader``).
     """
@@ -44,7 +47,7 @@ class SegmentationDataModule(pl.LightningDataModule):
                  batch_size: int = 8, num_workers: int = 0, crop_size: int | None = None,
                  crops_per_epoch: int | None = None, eval_tile: int | None = None,
                  augment: dict[str, Any] | None = None, stain_augmentation: bool = True, pixel_ids: bool = False,
-                 **source_options: Any):
+                 pin_memory: bool | None = None, persistent_workers: bool | None = None, **source_options: Any):
         super().__init__()
         self.source = source
         self.sparsity = check_sparsity(sparsity)
@@ -58,6 +61,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.augment = augment
         self.stain_augmentation = bool(stain_augmentation)
         self.pixel_ids = bool(pixel_ids)
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+        self.persistent_workers = self.num_workers > 0 if persistent_workers is None else bool(persistent_workers)
+        if self.persistent_workers and self.num_workers == 0:
+            raise ValueError("dataset.persistent_workers=true needs dataset.num_workers >= 1")
         self.source_options = source_options
         self.datasets: dict[str, InstanceMapDataset] = {}
         self.annotated_objects: dict[str, tuple[int, int]] = {}
@@ -99,8 +106,8 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          drop_last=False)
+                          num_workers=self.num_workers, persistent_workers=self.persistent_workers,
+                          pin_memory=self.pin_memory, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

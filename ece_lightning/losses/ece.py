@@ -179,7 +179,9 @@ class ExclusiveCrossEntropy(nn.Module):
         rate = self.negative_rate if self.negative_sampling else 1.0
         excluded = self._excluded(terms) if self.exclusion else None
         if isinstance(excluded, torch.Tensor):
-            weight = torch.where(excluded, rate * self.excluded_weight, rate)
+            # rate * (excluded_weight if excluded else 1) as arithmetic on the mask: on the CPU torch.where
+            # and masked_fill_ cost several times a multiply-add.
+            weight = excluded.to(torch.float32).mul_(rate * (self.excluded_weight - 1.0)).add_(rate)
         else:
             weight = torch.full(terms.annotated.shape, rate * (self.excluded_weight if excluded else 1.0),
                                 device=terms.annotated.device)
@@ -187,7 +189,7 @@ class ExclusiveCrossEntropy(nn.Module):
             # Keep each unannotated term with probability r: weight 1 (or excluded_weight) or 0.
             drawn = torch.rand(terms.annotated.shape, device=weight.device) <= self.negative_rate
             weight = torch.where(drawn, weight / max(rate, 1e-12), 0.0)
-        return weight.masked_fill_(plain, 1.0)
+        return torch.maximum(weight, plain.to(weight.dtype))  # 1 on plain elements (every weight is <= 1)
 
     def _excluded(self, terms: _Terms) -> torch.Tensor | bool:
         """The exclusivity test: True where an unannotated term is dropped (weight ``excluded_weight``)."""
@@ -221,11 +223,13 @@ class _WeightedBinaryCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         margin, soft_target, weight = ctx.saved_tensors
-        grad = torch.sigmoid(margin).sub_(soft_target).mul_(weight).mul_(grad_output)
-        if ctx.two_class:
-            grad_logits = torch.stack([-grad, grad], dim=1)
+        grad = torch.sigmoid(margin).sub_(soft_target).mul_(weight)
+        if ctx.two_class:  # both channels written straight into the gradient: no negated copy, no stack
+            grad_logits = torch.empty(ctx.logits_shape, dtype=grad.dtype, device=grad.device)
+            torch.mul(grad, grad_output, out=grad_logits[:, 1])
+            torch.mul(grad, -grad_output, out=grad_logits[:, 0])
         else:
-            grad_logits = grad.reshape(ctx.logits_shape)
+            grad_logits = grad.mul_(grad_output).reshape(ctx.logits_shape)
         return grad_logits, None, None, None
 
 

@@ -12,6 +12,8 @@ from torchmetrics import MetricCollection
 
 from .pixel_state import allocate_pixel_state
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 class TaskModule(pl.LightningModule):
     """Base of the task modules. A subclass sets ``net`` and ``criterion``, calls ``init_metrics()`` and
@@ -50,8 +52,23 @@ class TaskModule(pl.LightningModule):
         """What the test logs of its metrics' results (all by default)."""
         return results
 
+    def configure_speed(self, channels_last: bool = False, compile: bool = False, compile_mode: str = "default") -> None:
+        """Speed options of the network (``speed`` in the config): ``channels_last`` stores it and its inputs
+        NHWC; ``compile`` runs it through ``torch.compile`` (mode ``compile_mode``). The compiled network is
+        kept outside the module's children, so state dicts and checkpoints are those of an uncompiled run."""
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"speed.compile_mode={compile_mode!r} is not one of {', '.join(COMPILE_MODES)}")
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        compiled = torch.compile(self.net, mode=compile_mode) if compile else None
+        self.__dict__["_compiled_net"] = compiled  # not a registered child: no "_orig_mod." keys
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+        if getattr(self, "channels_last", False):
+            images = images.contiguous(memory_format=torch.channels_last)
+        compiled = self.__dict__.get("_compiled_net")
+        return (self.net if compiled is None else compiled)(images)
 
     def setup(self, stage: str) -> None:
         if stage == "fit":

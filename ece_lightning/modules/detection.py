@@ -40,13 +40,15 @@ class DetectionModule(TaskModule):
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
                  postprocess: dict[str, Any] | None = None, loss_weights: dict[str, Any] | None = None,
-                 metrics: dict[str, Any] | None = None, exhaustive_test: bool = True):
+                 metrics: dict[str, Any] | None = None, exhaustive_test: bool = True,
+                 speed: dict[str, Any] | None = None):
         super().__init__(optimizer)
         self.save_hyperparameters()
         self.net = build_model(**model)
         if getattr(self.net, "task", None) != "detection" or not hasattr(self.net, "stride"):
             raise ValueError(f"model.name={model.get('name')!r} is not a detection model; task=detection needs "
                              "model=yollo")
+        self.configure_speed(**(speed or {}))
         self.criterion = DetectionLoss(loss, stride=self.net.stride, anchor=self.net.anchor, **(loss_weights or {}))
         self.postprocess_cfg = {"score_threshold": 0.5, "nms_iou": 0.2, "max_detections": 1000, **(postprocess or {})}
         self.metrics_cfg = {"iou_threshold": 0.5, "point_radius": 0.0, **(metrics or {})}

@@ -26,13 +26,15 @@ class SegmentationModule(TaskModule):
         optimizer: Adam settings ``lr``, ``betas`` and ``weight_decay``.
         postprocess: how predicted foreground becomes instances for AJI
             (``method``: components | watershed, ``min_size``, ``min_distance``).
+        speed: ``channels_last``, ``compile``, ``compile_mode`` (``TaskModule.configure_speed``).
     """
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
-                 postprocess: dict[str, Any] | None = None):
+                 postprocess: dict[str, Any] | None = None, speed: dict[str, Any] | None = None):
         super().__init__(optimizer)
         self.save_hyperparameters()
         self.net = build_model(**model)
+        self.configure_speed(**(speed or {}))
         self.criterion = build_loss(**loss)
         self.pixel_state_channels = int(model.get("num_classes", 2))
         self.postprocess_cfg = dict(postprocess or {})

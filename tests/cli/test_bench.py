@@ -42,3 +42,30 @@ def test_train_benchmark_compares_lightning_and_loss_dynamics_with_a_bare_loop(c
 def test_train_benchmark_rejects_too_few_steps(capsys):
     assert main(["train", "--steps", "1"]) == 2
     assert "steps=1 must be >= 2" in capsys.readouterr().err
+
+
+def test_metrics_benchmark_times_each_metric_against_the_per_instance_aji(capsys):
+    assert main(["metrics", "--repeats", "1", "--validation"]) == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| synthetic ellipses")]
+    assert [row[3].strip() for row in rows] == ["Dice (counts)", "AJI (contingency table)",
+                                                "F1@0.5 (contingency table + assignment)", "AJI (per-instance masks)"]
+    assert rows[0][2].strip() == "729 / 703"
+    assert rows[1][6] == rows[3][6]  # both AJIs give the same (C, U)
+    assert all(float(row[4]) > 0 for row in rows)
+
+
+def test_validation_metrics_share_of_a_training_epoch_is_measured():
+    from ece_lightning.bench.metrics import validation_share
+
+    share = validation_share("synthetic", epochs=1)
+    assert share.experiment == "demo" and share.validation_tiles == 16
+    assert share.train_epoch_s > 0 and share.validation_metrics_s > 0
+
+
+def test_perturbed_prediction_is_close_to_its_labels_but_not_equal():
+    from ece_lightning.bench.metrics import perturbed_prediction, synthetic_map
+    from ece_lightning.metrics.core import aji
+
+    target = synthetic_map(size=300)
+    pred = perturbed_prediction(target)
+    assert 0.3 < aji(target, pred) < 0.95

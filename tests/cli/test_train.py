@@ -144,3 +144,14 @@ def test_sweep_jobs_of_entries_sharing_a_loss_name_get_their_own_folders(tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.parent.name for p in sweep.rglob("metrics.json"))
     assert runs == ["synthetic_segmentation_elr_asym_s1.0_seed0", "synthetic_segmentation_elr_cifar10_s1.0_seed0"]
+
+
+def test_bf16_mixed_precision_and_channels_last_train_on_cpu(tmp_path):
+    out = tmp_path / "fast"
+    result = run_cli("ece-train", *TINY, "loss=ece", "trainer.precision=bf16-mixed", "speed.channels_last=true",
+                     "dataset.pin_memory=false", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/dice"] <= 1.0 and metrics["train/loss_epoch"] == metrics["train/loss_epoch"]  # not NaN
+    module = SegmentationModule.load_from_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert module.hparams.speed["channels_last"] is True

@@ -172,3 +172,23 @@ def test_loss_dynamics_experiment_tracks_ce_and_ece_at_60_percent():
     assert "ece_annealing" in cfg.callbacks and "model_checkpoint" in cfg.callbacks  # the defaults stay
     assert cfg.hydra.sweeper.params == {"loss": "ce,ece", "sparsity": "0.6"}
     assert cfg.dataset.name == "synthetic" and cfg.trainer.max_epochs == 36
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["speed.compile_mode=fastest"], "speed.compile_mode='fastest' must be one of default, reduce-overhead"),
+    (["speed.compile=yes"], "speed.compile='yes' must be a bool"),
+    (["+speed.cudagraphs=true"], "unknown key speed.cudagraphs; valid: channels_last, compile, compile_mode"),
+    (["dataset.pin_memory=1"], "dataset.pin_memory=1 must be true, false or null"),
+    (["dataset.persistent_workers=true"], "dataset.persistent_workers=true needs dataset.num_workers >= 1"),
+])
+def test_speed_and_loader_options_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(_compose(*overrides))
+
+
+def test_speed_options_default_off_and_loader_options_automatic():
+    cfg = _compose()
+    assert dict(cfg.speed) == {"channels_last": False, "compile": False, "compile_mode": "default"}
+    assert cfg.dataset.pin_memory is None and cfg.dataset.persistent_workers is None
+    validate_config(_compose("speed.channels_last=true", "speed.compile=true", "dataset.num_workers=2",
+                             "dataset.persistent_workers=true", "dataset.pin_memory=false"))
