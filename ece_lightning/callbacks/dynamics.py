@@ -47,6 +47,7 @@ class LossDynamics(pl.Callback):
         self._state: dict[str, torch.Tensor] | None = None
         self._saved_state: dict[str, list[float]] | None = None
         self._batches = 0  # training batches seen: the table's step column
+        self._writer = True
 
     # -- Lightning hooks ------------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -54,6 +55,7 @@ class LossDynamics(pl.Callback):
             raise TypeError(f"LossDynamics needs a task module that records loss components (SegmentationModule, "
                             f"DetectionModule); {type(pl_module).__name__} does not")
         pl_module.record_loss_components = True
+        self._writer = trainer.is_global_zero  # one table per run: rank 0's batches (each rank sees its share)
         if self.path is not None and self.path.exists() and self._batches == 0:
             self.path.unlink()  # a fresh run replaces an old table; a resumed one appends to it
 
@@ -118,7 +120,7 @@ class LossDynamics(pl.Callback):
         new_rows = torch.stack(self._pending).cpu().tolist()
         self._pending = []
         self.rows.extend(new_rows)
-        if self.path is None:
+        if self.path is None or not self._writer:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new_file = not self.path.exists()

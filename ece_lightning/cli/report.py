@@ -1,4 +1,6 @@
-"""`ece-report DIR`: gather every metrics.json under DIR into results.csv, results.md and plots."""
+"""`ece-report DIR`: gather every metrics.json under DIR into results.csv, results.md, paper-style tables
+(``table_<task>_<metric>.md`` / ``.tex``: rows dataset x loss, columns sparsity, mean +- std over seeds) and
+metric-vs-sparsity plots."""
 
 from __future__ import annotations
 
@@ -105,7 +107,26 @@ def report(root: Path, out_dir: Path | None = None) -> tuple[pd.DataFrame, list[
                atomic_write_text(out_dir / "results.md", to_markdown(table))]
     plots = [plot_metric_vs_sparsity(frame, metric, out_dir / f"{SHORT_NAMES[metric]}_vs_sparsity.png")
              for metric in ("test/dice", "test/f1")]
-    return table, written + [plot for plot in plots if plot]
+    return table, written + [plot for plot in plots if plot] + write_paper_tables(frame, out_dir)
+
+
+def write_paper_tables(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """``table_<task>_<metric>.md`` and ``.tex`` for each task's paper metrics (Dice, AJI; F1): rows dataset x
+    loss, columns sparsity, mean +- std over seeds."""
+    from ..analysis.sweeps import TASK_METRICS, paper_table, table_latex, table_markdown
+
+    written = []
+    for task, metrics in TASK_METRICS.items():
+        runs = frame[frame["task"] == task]
+        for metric in metrics:
+            if runs.empty or metric not in runs.columns or runs[metric].isna().all():
+                continue
+            table = paper_table(runs, metric)
+            stem = f"table_{task}_{SHORT_NAMES[metric]}"
+            caption = f"{task}: test {SHORT_NAMES[metric]} (mean $\\pm$ std over seeds) against the fraction of annotated objects"
+            written += [atomic_write_text(out_dir / f"{stem}.md", table_markdown(table, metric)),
+                        atomic_write_text(out_dir / f"{stem}.tex", table_latex(table, metric, caption=caption))]
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ contract) next to ``checkpoints/last.ckpt``, the composed config in ``.hydra/`` 
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import CONFIG_DIR, ConfigError, apply_raw_root, validate_config
 from ..data.readers import DatasetError
 from ..io import atomic_write_json
+from ..launchers import check_launch, check_spawn_logging
 from ..logging_setup import build_loggers, finish_wandb
 
 log = logging.getLogger("ece_lightning.train")
@@ -88,7 +90,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one run; returns (and writes) its metrics. Loggers are closed even on failure."""
     apply_raw_root(cfg)
     validate_config(cfg)
+    check_launch(cfg.trainer, *_hydra_launch())
+    check_spawn_logging(cfg.trainer, cfg.get("logger"))
     output_dir = Path(cfg.paths.output_dir)
+    done = completed_run(output_dir, cfg)
+    if done is not None:
+        log.info("run %s already finished in %s (metrics.json of the same config): skipped", cfg.name, output_dir)
+        print(f"ece-train: {output_dir} already holds this run's results; skipped")
+        return done
     log.info("run %s: dataset=%s task=%s loss=%s sparsity=%s seed=%s -> %s", cfg.name, cfg.dataset.name,
              cfg.task.name, cfg.loss.name, cfg.sparsity, cfg.seed, output_dir)
     started = time.perf_counter()
@@ -118,6 +127,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         fit_results = dict(trainer.callback_metrics)
         test_results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
         metrics = run_metrics(cfg, trainer, test_results, time.perf_counter() - started, datamodule, fit_results)
+        metrics["config_sha1"] = config_fingerprint(cfg)
+        _keep_hydra_files(output_dir)
         atomic_write_json(output_dir / "metrics.json", metrics)
         summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith("test/"))
         log.info("finished in %.1f s: %s", metrics["wall_s"], summary)
@@ -125,6 +136,57 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return metrics
     finally:
         finish_wandb(failed)
+
+
+def _hydra_launch() -> tuple[bool, str | None]:
+    """(whether this job is part of a multirun, the launcher's target) when Hydra runs it."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return False, None
+    return hydra_cfg.mode == RunMode.MULTIRUN, hydra_cfg.launcher.get("_target_")
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """SHA-1 of the resolved config without ``paths`` (where a run is written does not change it)."""
+    import hashlib
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("paths", None)
+    return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def completed_run(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The metrics of a finished run of this very config in ``output_dir`` (a sweep re-run skips it), None
+    when there is none; a finished run of another config there is a ConfigError (never overwritten)."""
+    path = output_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged file is no result: train again
+    if metrics.get("config_sha1") == config_fingerprint(cfg):
+        return metrics
+    _keep_hydra_files(output_dir, restore=True)  # Hydra has just written the rejected config over the run's
+    raise ConfigError(f"{output_dir} already holds the results of a run with another config; choose another "
+                      "folder (name=..., hydra.sweep.dir=...) or remove it")
+
+
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+
+
+def _keep_hydra_files(output_dir: Path, restore: bool = False) -> None:
+    """Copy the run's ``.hydra`` files to ``*.completed.yaml`` (or, with ``restore``, back)."""
+    folder = output_dir / ".hydra"
+    for name in HYDRA_FILES:
+        kept = folder / name.replace(".yaml", ".completed.yaml")
+        source, target = (kept, folder / name) if restore else (folder / name, kept)
+        if source.is_file():
+            shutil.copyfile(source, target)
 
 
 def _remove_empty_run_dir(output_dir: Path) -> None:

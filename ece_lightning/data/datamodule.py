@@ -26,7 +26,8 @@ class SegmentationDataModule(pl.LightningDataModule):
             its native-format reader through the preparation cache; see ``data.sources.load_prepared``).
         sparsity: fraction in (0, 1] of annotated instances kept in train and validation.
         sparsify_seed: seed of the sparse annotation set.
-        batch_size: global batch size of the training loader (evaluation uses the same).
+        batch_size: global batch size of the training loader (evaluation uses the same); split evenly over the
+            processes of a distributed run.
         num_workers: loader worker processes (0 = in the main process).
         crop_size: train on random square crops of this side and evaluate on tiles of ``eval_tile``
             (for datasets of large or unequal images); ``None`` uses whole images.
@@ -39,6 +40,8 @@ class SegmentationDataModule(pl.LightningDataModule):
             (ELR); ``ece-train`` turns it on when the loss needs it.
         pin_memory: page-locked batches for faster host-to-GPU copies (``None``: when CUDA is available).
         persistent_workers: keep loader workers alive between epochs (``None``: when ``num_workers`` > 0).
+        shuffle: shuffle the training samples each epoch (off: a fixed order, e.g. to compare a distributed
+            run with a single-process one batch by batch).
         **source_options: passed to the source (synthetic: ``num_train``, ``image_size``, ``seed``...;
             prepared: ``name``, ``format``, ``root``, ``cache_dir``, ``split``, ``strict``, ``reader``).
     """
@@ -47,7 +50,8 @@ class SegmentationDataModule(pl.LightningDataModule):
                  batch_size: int = 8, num_workers: int = 0, crop_size: int | None = None,
                  crops_per_epoch: int | None = None, eval_tile: int | None = None,
                  augment: dict[str, Any] | None = None, stain_augmentation: bool = True, pixel_ids: bool = False,
-                 pin_memory: bool | None = None, persistent_workers: bool | None = None, **source_options: Any):
+                 pin_memory: bool | None = None, persistent_workers: bool | None = None, shuffle: bool = True,
+                 **source_options: Any):
         super().__init__()
         self.source = source
         self.sparsity = check_sparsity(sparsity)
@@ -61,6 +65,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.augment = augment
         self.stain_augmentation = bool(stain_augmentation)
         self.pixel_ids = bool(pixel_ids)
+        self.shuffle = bool(shuffle)
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
         self.persistent_workers = self.num_workers > 0 if persistent_workers is None else bool(persistent_workers)
         if self.persistent_workers and self.num_workers == 0:
@@ -104,13 +109,21 @@ class SegmentationDataModule(pl.LightningDataModule):
 
         return build_train_transform(self.crop_size, self.augment, stain=self.stain_augmentation)
 
+    def per_device_batch_size(self) -> int:
+        """``batch_size`` is the global batch: each of the trainer's processes loads its share."""
+        world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
+        if self.batch_size % world:
+            raise ValueError(f"dataset.batch_size={self.batch_size} is the global batch and must divide evenly over "
+                             f"the {world} devices (processes); use a multiple of {world}")
+        return self.batch_size // world
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+        return DataLoader(self.datasets[split], batch_size=self.per_device_batch_size(), shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.persistent_workers,
                           pin_memory=self.pin_memory, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", shuffle=self.shuffle)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -74,23 +74,29 @@ class TaskModule(pl.LightningModule):
         if stage == "fit":
             allocate_pixel_state(self, self.trainer.datamodule, num_channels=self.pixel_state_channels)
 
+    def log_training_loss(self, loss: torch.Tensor, batch_size: int) -> None:
+        """``train/loss_step`` (this process, every step, no synchronisation) and ``train/loss_epoch`` (the
+        epoch mean over every process of a distributed run, synchronised once per epoch)."""
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
+
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
         outputs = self(batch["image"])
-        self.log(f"{prefix}/loss", self.evaluation_loss(outputs, batch), batch_size=len(batch["image"]))
+        self.log(f"{prefix}/loss", self.evaluation_loss(outputs, batch), batch_size=len(batch["image"]), sync_dist=True)
         self.update_metrics(metrics, outputs, batch["instances"])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)  # computed over every rank already
         self.val_metrics.reset()
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics, "test")
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_results(self.test_metrics.compute()))
+        self.log_dict(self.test_results(self.test_metrics.compute()), sync_dist=True)
         self.test_metrics.reset()
 
     def predict_images(self, batch: dict[str, torch.Tensor], max_images: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -75,7 +75,7 @@ class DetectionModule(TaskModule):
         if self.record_loss_components:
             self.loss_components = components
         size = len(batch["image"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log_training_loss(loss, batch_size=size)
         self.log_dict({f"train/loss_{k}": v for k, v in parts.items()}, on_step=False, on_epoch=True, batch_size=size)
         return loss
 

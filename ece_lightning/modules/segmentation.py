@@ -60,7 +60,7 @@ class SegmentationModule(TaskModule):
             self.loss_components = split_by_annotation(per_element, batch["target"] > 0)
         else:
             loss = self._loss(logits, batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
+        self.log_training_loss(loss, batch_size=len(batch["image"]))
         return loss
 
     def segment(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,6 +32,11 @@ def test_report_aggregates_every_run(tmp_path, capsys):
     assert len(markdown) == 2 + 3
     assert "| synthetic | segmentation | unet | ce | 1.000 | 0 | 0.900 | 0.450 |" in captured.out
     assert (tmp_path / "dice_vs_sparsity.png").stat().st_size > 1000
+    # paper-style tables: rows dataset x loss, columns sparsity, mean +- std over the two seeds at 0.3
+    assert "| synthetic | ce | 0.300 ± 0.141 | 0.900 |" in (tmp_path / "table_segmentation_dice.md").read_text()
+    latex = (tmp_path / "table_segmentation_aji.tex").read_text()
+    assert r"\textbf{0.150 $\pm$ 0.071}" in latex and r"\begin{tabular}{llcc}" in latex
+    assert not (tmp_path / "table_detection_f1.md").exists()
 
 
 def test_report_of_an_empty_directory_fails_clearly(tmp_path):

@@ -192,3 +192,51 @@ def test_speed_options_default_off_and_loader_options_automatic():
     assert cfg.dataset.pin_memory is None and cfg.dataset.persistent_workers is None
     validate_config(_compose("speed.channels_last=true", "speed.compile=true", "dataset.num_workers=2",
                              "dataset.persistent_workers=true", "dataset.pin_memory=false"))
+
+
+def _sweep(experiment: str):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+
+
+def _jobs(params) -> int:
+    count = 1
+    for value in params.values():
+        count *= len(str(value).split(","))
+    return count
+
+
+@pytest.mark.parametrize("experiment, task, model, datasets, losses, jobs", [
+    ("paper_segmentation", "segmentation", "unet", "tnbc,cpm15,consep", "ce,focal,elr_asym,elr_cifar10,elr_cifar100,ece",
+     108),
+    ("paper_detection", "detection", "yollo", "consep,kumar", "ce,focal,ece,ece_exhaustive", 48),
+])
+def test_paper_grids_use_the_papers_hyper_parameters(experiment, task, model, datasets, losses, jobs):
+    cfg = _sweep(experiment)
+    params = cfg.hydra.sweeper.params
+    assert params.dataset == datasets and params.loss == losses and params.sparsity == "0.1,0.3,0.6,0.8,0.9,1.0"
+    assert _jobs(params) == jobs
+    assert cfg.task.name == task and cfg.model.name == model and cfg.model.base_channels in (16, 64)
+    assert cfg.optimizer.lr == 1e-4 and list(cfg.optimizer.betas) == [0.9, 0.999] and cfg.dataset.batch_size == 16
+    assert cfg.trainer.max_epochs == 300 and cfg.trainer.accumulate_grad_batches == 4
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.augment.enabled
+    assert cfg.hydra.sweep.dir.endswith(experiment) and "now:" not in cfg.hydra.sweep.dir  # deterministic folder
+    assert "wandb" in cfg.logger and cfg.logger.wandb.group == experiment == cfg.name
+    if task == "detection":
+        assert cfg.task.loss_weights.lambda_background == 10 and cfg.task.postprocess.nms_iou == 0.2
+
+
+def test_every_job_of_the_paper_grids_composes_and_validates(tmp_path):
+    for experiment in ("paper_segmentation", "paper_detection"):
+        params = _sweep(experiment).hydra.sweeper.params
+        for dataset in params.dataset.split(","):
+            for loss in params.loss.split(","):
+                cfg = _compose(f"experiment={experiment}", f"dataset={dataset}", f"loss={loss}", "sparsity=0.1",
+                               f"dataset.root={tmp_path}")
+                validate_config(cfg)
+
+
+def test_sparsity_curve_sweeps_ten_levels_and_three_seeds():
+    cfg = _sweep("sparsity_curve")
+    assert cfg.dataset.name == "cpm15" and _jobs(cfg.hydra.sweeper.params) == 60
+    assert cfg.hydra.sweeper.params.seed == "0,1,2"

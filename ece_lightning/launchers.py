@@ -1,0 +1,81 @@
+"""How sweeps reach GPUs: the supported launch paths, a check that refuses the one that silently repeats
+a sweep, and a dry run of the SLURM job script.
+
+Lightning's ``strategy=ddp`` (also what ``auto`` picks for several devices) starts one copy of the whole
+command per extra device; under a Hydra multirun each copy would run the whole sweep again. Supported:
+- one device per job, any launcher (``hydra/launcher=local`` runs several at once);
+- several devices per job under ``hydra/launcher=slurm``: SLURM starts one task per GPU and Lightning
+  attaches to them instead of re-launching;
+- ``trainer.strategy=ddp_spawn`` (processes spawned inside the job) anywhere, single runs included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+from omegaconf import DictConfig, OmegaConf
+
+from .config import ConfigError
+
+SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_notebook", "ddp_fork")
+
+
+def requested_devices(trainer: DictConfig | dict[str, Any]) -> int | None:
+    """How many devices ``trainer.devices`` asks for (None: all available, e.g. -1 or "auto")."""
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
+        return len(devices)
+    if isinstance(devices, str):
+        if devices.strip().lstrip("-").isdigit():
+            devices = int(devices)
+        elif "," in devices:
+            return len([d for d in devices.split(",") if d.strip()])
+        else:
+            return None
+    return None if devices == -1 else int(devices)
+
+
+def check_launch(trainer: DictConfig, multirun: bool, launcher_target: str | None) -> None:
+    """ConfigError for a Hydra multirun whose jobs would start DDP by re-launching the command."""
+    if not multirun:
+        return
+    devices = requested_devices(trainer)
+    strategy = str(trainer.get("strategy", "auto"))
+    if (devices is not None and devices <= 1) or strategy in SPAWNING_STRATEGIES:
+        return
+    if launcher_target and "submitit" in launcher_target.lower():
+        return
+    raise ConfigError(
+        f"trainer.devices={trainer.get('devices')} with trainer.strategy={strategy} in a Hydra multirun would "
+        "re-launch the whole sweep once per device. Use hydra/launcher=slurm (one SLURM task per GPU), or "
+        "trainer.strategy=ddp_spawn, or one device per job (trainer.devices=1; hydra/launcher=local runs several "
+        "jobs at once)")
+
+
+def check_spawn_logging(trainer: DictConfig, logger: DictConfig | None) -> None:
+    """ConfigError for processes spawned inside the job (ddp_spawn) with the CSV logger, whose writer breaks
+    there (PyTorch Lightning 2.x: "dict contains fields not in fieldnames" at the test step, measured)."""
+    if str(trainer.get("strategy", "auto")) in SPAWNING_STRATEGIES and logger and "csv" in logger:
+        raise ConfigError(f"trainer.strategy={trainer.strategy} with the CSV logger fails in PyTorch Lightning 2.x "
+                          "(its writer loses its header between the spawned fit and test processes); use logger=none "
+                          "(metrics.json is still written) or trainer.strategy=ddp")
+
+
+def slurm_job_script(launcher: DictConfig, command: str = "ece-train") -> str:
+    """The sbatch script that ``hydra/launcher=slurm`` submits for a job, built as hydra-submitit-launcher
+    builds its executor, without submitting (no cluster needed). ``launcher`` is the composed, resolvable
+    ``hydra.launcher`` node."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    params = OmegaConf.to_container(launcher, resolve=True)
+    params.pop("_target_", None)
+    folder = params.pop("submitit_folder")
+    # submitit refuses to build a SLURM executor where `srun` is missing; a dry run only needs its text.
+    with mock.patch.object(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1)):
+        executor = submitit.AutoExecutor(cluster="slurm", folder=folder,
+                                         slurm_max_num_timeout=params.pop("max_num_timeout", 0))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{key if key in base else f"slurm_{key}": value for key, value in params.items()})
+    return executor._executor._make_submission_file_text(command, "dry-run")
