@@ -21,6 +21,12 @@ from .config import ConfigError
 SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_notebook", "ddp_fork")
 
 
+def _spawns(strategy: str) -> bool:
+    """Whether a strategy starts its processes inside the job (ddp_spawn and its variants such as
+    ddp_spawn_find_unused_parameters_true, ddp_notebook, ddp_fork)."""
+    return strategy.startswith(SPAWNING_STRATEGIES)
+
+
 def requested_devices(trainer: DictConfig | dict[str, Any]) -> int | None:
     """How many devices ``trainer.devices`` asks for (None: all available, e.g. -1 or "auto")."""
     devices = trainer.get("devices", 1)
@@ -42,9 +48,9 @@ def check_launch(trainer: DictConfig, multirun: bool, launcher_target: str | Non
         return
     devices = requested_devices(trainer)
     strategy = str(trainer.get("strategy", "auto"))
-    if (devices is not None and devices <= 1) or strategy in SPAWNING_STRATEGIES:
+    if (devices is not None and devices <= 1) or _spawns(strategy):
         return
-    if launcher_target and "submitit" in launcher_target.lower():
+    if launcher_target and launcher_target.endswith("SlurmLauncher"):  # not submitit_local: one task per job
         return
     raise ConfigError(
         f"trainer.devices={trainer.get('devices')} with trainer.strategy={strategy} in a Hydra multirun would "
@@ -56,7 +62,7 @@ def check_launch(trainer: DictConfig, multirun: bool, launcher_target: str | Non
 def check_spawn_logging(trainer: DictConfig, logger: DictConfig | None) -> None:
     """ConfigError for processes spawned inside the job (ddp_spawn) with the CSV logger, whose writer breaks
     there (PyTorch Lightning 2.x: "dict contains fields not in fieldnames" at the test step, measured)."""
-    if str(trainer.get("strategy", "auto")) in SPAWNING_STRATEGIES and logger and "csv" in logger:
+    if _spawns(str(trainer.get("strategy", "auto"))) and logger and "csv" in logger:
         raise ConfigError(f"trainer.strategy={trainer.strategy} with the CSV logger fails in PyTorch Lightning 2.x "
                           "(its writer loses its header between the spawned fit and test processes); use logger=none "
                           "(metrics.json is still written) or trainer.strategy=ddp")

@@ -49,9 +49,11 @@ def resmooth(frame: pd.DataFrame, span: int) -> pd.DataFrame:
     its columns)."""
     out = frame.copy()
     for name in COMPONENTS:
-        smooth = ema(frame[name].to_numpy(), span)
-        d1 = ema(np.nan_to_num(np.diff(smooth, prepend=np.nan), nan=0.0), span)
-        d2 = ema(np.nan_to_num(np.diff(d1, prepend=np.nan), nan=0.0), span)
+        raw = frame[name].to_numpy(dtype=np.float64)
+        missing = np.isnan(raw)  # an empty group: every smoothed series holds its value (as the callback)
+        smooth = ema(raw, span)
+        d1 = ema(np.where(missing, np.nan, np.nan_to_num(np.diff(smooth, prepend=np.nan), nan=0.0)), span)
+        d2 = ema(np.where(missing, np.nan, np.nan_to_num(np.diff(d1, prepend=np.nan), nan=0.0)), span)
         out[f"{name}_smooth"], out[f"{name}_d1"], out[f"{name}_d2"] = smooth, d1, d2
     return out
 

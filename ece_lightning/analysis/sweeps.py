@@ -35,7 +35,8 @@ def load_sweep(root: str | Path) -> pd.DataFrame:
 
 def load_wandb(path: str, api: Any = None) -> pd.DataFrame:
     """The same table from the W&B runs of ``path`` ("entity/project"), for sweeps logged with
-    ``logger=wandb``: each run's config gives the key columns and its summary the metrics. ``api`` is a
+    ``logger=wandb``: each run's config gives the key columns (``loss``: the config entry ``ece-train`` logs as
+    ``loss_entry``, e.g. elr_asym) and its summary the metrics. ``api`` is a
     ``wandb.Api()`` (made here when None; needs network or a local server)."""
     if api is None:
         import wandb
@@ -45,6 +46,7 @@ def load_wandb(path: str, api: Any = None) -> pd.DataFrame:
     for run in api.runs(path):
         config = dict(run.config)
         row = {key: _config_value(config, key) for key in KEY_COLUMNS}
+        row["loss"] = config.get("loss_entry") or row["loss"]  # the config entry (elr_asym), as in metrics.json
         row.update({k: v for k, v in dict(run.summary).items() if isinstance(k, str) and k.startswith("test/")})
         row["run_dir"] = run.name
         rows.append(row)

@@ -156,7 +156,7 @@ class ValidationShare:
         return self.validation_metrics_s / self.train_epoch_s
 
 
-def validation_share(dataset: str, epochs: int = 2) -> ValidationShare:
+def validation_share(dataset: str, epochs: int = 3) -> ValidationShare:
     """Train ``epochs`` epochs of the dataset's experiment (``VALIDATION_EXPERIMENTS``, ECE at 30%) with
     validation after each, and compare the time spent in the validation metrics (post-processing into
     instances, Dice, AJI: ``update_metrics`` and ``compute``) with the time of a training epoch

@@ -36,6 +36,12 @@ class TrainBenchSetup:
     def __post_init__(self) -> None:
         if self.steps < 2 or self.warmup < 1:
             raise ValueError(f"steps={self.steps} must be >= 2 and warmup={self.warmup} >= 1")
+        from ..losses import LOSSES
+
+        if self.loss not in LOSSES or getattr(LOSSES[self.loss], "requires_pixels", False):
+            valid = sorted(name for name, cls in LOSSES.items() if not getattr(cls, "requires_pixels", False))
+            raise ValueError(f"loss={self.loss!r} cannot be benchmarked here (unknown, or it keeps per-pixel state); "
+                             f"use one of {', '.join(valid)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
 

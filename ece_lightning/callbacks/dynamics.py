@@ -43,7 +43,8 @@ class LossDynamics(pl.Callback):
         self.span, self.log = span, log
         self.alpha = 2.0 / (span + 1.0)
         self.rows: list[list[float]] = []  # written (or kept, without a path) rows
-        self._pending: list[torch.Tensor] = []  # rows of this epoch, still on the device
+        self._pending: list[torch.Tensor] = []  # rows of this epoch (loss and values), still on the device
+        self._pending_keys: list[tuple[int, int]] = []  # their (step, epoch)
         self._state: dict[str, torch.Tensor] | None = None
         self._saved_state: dict[str, list[float]] | None = None
         self._batches = 0  # training batches seen: the table's step column
@@ -56,8 +57,8 @@ class LossDynamics(pl.Callback):
                             f"DetectionModule); {type(pl_module).__name__} does not")
         pl_module.record_loss_components = True
         self._writer = trainer.is_global_zero  # one table per run: rank 0's batches (each rank sees its share)
-        if self.path is not None and self.path.exists() and self._batches == 0:
-            self.path.unlink()  # a fresh run replaces an old table; a resumed one appends to it
+        if self._writer and self.path is not None and self._batches == 0:
+            self.path.unlink(missing_ok=True)  # a fresh run replaces an old table; a resumed one appends to it
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -66,15 +67,14 @@ class LossDynamics(pl.Callback):
             return
         pl_module.loss_components = None
         self._batches += 1
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        # The module's own loss: Lightning's ``outputs`` are divided by accumulate_grad_batches.
+        loss = components.get("loss", outputs["loss"] if isinstance(outputs, dict) else outputs)
         values = self._update({name: components[name].float() for name in COMPONENTS})
-        device = values["obj"].device
-        row = torch.stack([torch.tensor(float(self._batches - 1), device=device),
-                           torch.tensor(float(trainer.current_epoch), device=device),
-                           loss.detach().float().reshape(()).to(device),
+        row = torch.stack([loss.detach().float().reshape(()).to(values["obj"].device),
                            *(values[column] for column in COLUMNS[3:])])
         self._pending.append(row)
-        if self.log and self._batches % max(trainer.log_every_n_steps, 1) == 0:  # Lightning's log calls cost
+        self._pending_keys.append((self._batches - 1, trainer.current_epoch))  # on the host: no device copy
+        if self.log and _logs_this_step(trainer):  # Lightning's log calls cost: only when it writes
             pl_module.log_dict({f"dynamics/{column}": values[column] for column in COLUMNS[3:]}, on_step=True,
                                on_epoch=False, logger=True, prog_bar=False, batch_size=1)
 
@@ -101,8 +101,9 @@ class LossDynamics(pl.Callback):
             x = raw[name]
             smooth_prev, d1_prev, d2_prev = (self._state[f"{name}{suffix}"] for suffix in ("_smooth", "_d1", "_d2"))
             smooth = self._ema(smooth_prev, x)
-            d1 = self._ema(d1_prev, torch.nan_to_num(smooth - smooth_prev, nan=0.0))
-            d2 = self._ema(d2_prev, torch.nan_to_num(d1 - d1_prev, nan=0.0))
+            missing = torch.isnan(x)  # an empty group: every smoothed series holds its value
+            d1 = self._ema(d1_prev, torch.where(missing, torch.nan, torch.nan_to_num(smooth - smooth_prev, nan=0.0)))
+            d2 = self._ema(d2_prev, torch.where(missing, torch.nan, torch.nan_to_num(d1 - d1_prev, nan=0.0)))
             self._state.update({f"{name}_smooth": smooth, f"{name}_d1": d1, f"{name}_d2": d2})
             values.update({name: x, f"{name}_smooth": smooth, f"{name}_d1": d1, f"{name}_d2": d2})
         return values
@@ -117,8 +118,9 @@ class LossDynamics(pl.Callback):
         """Move this epoch's rows to the host (one transfer) and append them to the table."""
         if not self._pending:
             return
-        new_rows = torch.stack(self._pending).cpu().tolist()
-        self._pending = []
+        new_rows = [[step, epoch, *values] for (step, epoch), values in
+                    zip(self._pending_keys, torch.stack(self._pending).cpu().tolist())]
+        self._pending, self._pending_keys = [], []
         self.rows.extend(new_rows)
         if self.path is None or not self._writer:
             return
@@ -132,13 +134,23 @@ class LossDynamics(pl.Callback):
                 writer.writerow([int(row[0]), int(row[1]), *(_fmt(v) for v in row[2:])])
 
     def state_dict(self) -> dict[str, Any]:
-        state = {} if self._state is None else {k: [float(v)] for k, v in self._state.items()}
+        if self._state is None:
+            state = dict(self._saved_state or {})  # restored, not yet used: keep it
+        else:
+            state = {k: [float(v)] for k, v in self._state.items()}
         return {"span": self.span, "smoothing": state, "batches": self._batches}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._saved_state = dict(state_dict.get("smoothing", {}))
         self._batches = int(state_dict.get("batches", 0))
         self._state = None
+
+
+def _logs_this_step(trainer: pl.Trainer) -> bool:
+    """Whether Lightning writes step metrics to the loggers after this batch (its own rule, so values logged
+    here are not dropped; with gradient accumulation it counts optimizer steps)."""
+    connector = getattr(trainer, "_logger_connector", None)
+    return bool(getattr(connector, "should_update_logs", True))
 
 
 def _fmt(value: float) -> str:

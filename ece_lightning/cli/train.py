@@ -17,7 +17,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..config import CONFIG_DIR, ConfigError, apply_raw_root, validate_config
 from ..data.readers import DatasetError
@@ -113,13 +113,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("augmentation preview of %d training samples -> %s (no training)", preview, path)
         print(f"augmentation preview: {path}")
         return {}
-    tags = [f"dataset:{cfg.dataset.name}", f"task:{cfg.task.name}", f"loss:{cfg.loss.name}",
+    loss_entry = _config_choice("loss") or cfg.loss.name  # elr_asym, not elr: the entries differ
+    tags = [f"dataset:{cfg.dataset.name}", f"task:{cfg.task.name}", f"loss:{loss_entry}",
             f"sparsity:{cfg.sparsity}", *list(cfg.get("tags") or [])]
     failed = True
     try:
         loggers = build_loggers(cfg.get("logger"), tags)
         for logger in loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "loss_entry": loss_entry})
         callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()
                      if isinstance(c, DictConfig) and "_target_" in c]
         trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
@@ -151,11 +152,21 @@ def _hydra_launch() -> tuple[bool, str | None]:
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
-    """SHA-1 of the resolved config without ``paths`` (where a run is written does not change it)."""
+    """SHA-1 of what decides a run's results: the resolved config with every ``paths`` entry replaced by its
+    name (so the output folder, the datasets folder or the cache do not count), without ``logger``, ``tags``
+    and the loader's process settings."""
+    import copy
     import hashlib
 
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        for key in list(cfg.get("paths") or {}):
+            cfg.paths[key] = f"<paths.{key}>"
     plain = OmegaConf.to_container(cfg, resolve=True)
-    plain.pop("paths", None)
+    for key in ("paths", "logger", "tags"):
+        plain.pop(key, None)
+    for key in ("num_workers", "pin_memory", "persistent_workers"):
+        plain.get("dataset", {}).pop(key, None)
     return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -169,6 +180,10 @@ def completed_run(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
         metrics = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None  # a damaged file is no result: train again
+    if "config_sha1" not in metrics:  # finished by an ece-lightning before fingerprints: trust it, say so
+        log.warning("%s holds a run finished before config fingerprints existed; kept and skipped (delete the folder "
+                    "to train it again)", output_dir)
+        return metrics
     if metrics.get("config_sha1") == config_fingerprint(cfg):
         return metrics
     _keep_hydra_files(output_dir, restore=True)  # Hydra has just written the rejected config over the run's

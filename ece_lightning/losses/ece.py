@@ -118,17 +118,14 @@ class ExclusiveCrossEntropy(nn.Module):
             raise ValueError(f"annotation_margin={annotation_margin} must be >= 0 (pixels)")
         self.annotation_margin = int(annotation_margin)
         self.exclusion_threshold = self.negative_rate = 0.0
-        # Where the schedules stand (epoch, planned epochs or NaN) travels with the weights: a checkpoint, or
-        # the weights a ddp_spawn fit hands back to the main process, restores the schedule with them.
-        self.register_buffer("schedule_progress", torch.tensor([0.0, math.nan], dtype=torch.float64))
+        # Where the schedules stand travels with the weights (``get_extra_state``): a checkpoint, or the weights
+        # a ddp_spawn fit hands back to the main process, restores the schedule with them.
         self.set_progress(0, None)  # the start of training; the annealing callback advances it
 
     def set_progress(self, epoch: float, max_epochs: int | None) -> dict[str, float]:
         """Advance the schedules to ``epoch`` of ``max_epochs`` (``None``: unknown length, only the start
         of fraction schedules is defined); returns the current values."""
         self.epoch, self.max_epochs = epoch, max_epochs
-        self.schedule_progress.copy_(torch.tensor([float(epoch), math.nan if max_epochs is None else float(max_epochs)],
-                                                  dtype=torch.float64))
         length = max_epochs or (1 if epoch == 0 else None)  # fraction schedules need the length later
         self.exclusion_threshold = self.exclusion_schedule(epoch, length)
         self.negative_rate = self.negative_schedule(epoch, length)
@@ -136,18 +133,19 @@ class ExclusiveCrossEntropy(nn.Module):
             raise ValueError(f"negative_rate schedule gives {self.negative_rate} at epoch {epoch}; it must lie in [0, 1]")
         return self.schedule_values()
 
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "max_epochs": self.max_epochs}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.set_progress(state["epoch"], state["max_epochs"])
+
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict, strict: bool,
                               missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
-        key = prefix + "schedule_progress"
-        stored = state_dict.get(key)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        if stored is None:  # a checkpoint from before the schedule was saved: keep the current schedule
-            if key in missing_keys:
-                missing_keys.remove(key)
-            return
-        epoch, max_epochs = stored.tolist()
-        self.set_progress(epoch, None if math.isnan(max_epochs) else int(max_epochs))
+        key = prefix + "_extra_state"
+        if key in missing_keys:  # a checkpoint from before the schedule was saved: keep the current schedule
+            missing_keys.remove(key)
 
     def schedule_values(self) -> dict[str, float]:
         return {"exclusion_threshold": self.exclusion_threshold, "negative_rate": self.negative_rate}

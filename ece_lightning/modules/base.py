@@ -27,7 +27,8 @@ class TaskModule(pl.LightningModule):
     #: classes of per-pixel loss state (ELR's targets) per training pixel
     pixel_state_channels = 2
     #: set by the LossDynamics callback: each training step then leaves ``loss_components``, the mean loss
-    #: term over annotated ("obj") and unannotated ("background") elements (detached scalar tensors)
+    #: term over annotated ("obj") and unannotated ("background") elements and the step's loss ("loss"),
+    #: detached scalar tensors
     record_loss_components = False
     loss_components: dict[str, torch.Tensor] | None = None
 

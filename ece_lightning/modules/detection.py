@@ -73,7 +73,7 @@ class DetectionModule(TaskModule):
         loss, parts = self._loss(self(batch["image"]), batch)
         components = {"obj": parts.pop("objectness_obj"), "background": parts.pop("objectness_background")}
         if self.record_loss_components:
-            self.loss_components = components
+            self.loss_components = {**components, "loss": loss.detach()}
         size = len(batch["image"])
         self.log_training_loss(loss, batch_size=size)
         self.log_dict({f"train/loss_{k}": v for k, v in parts.items()}, on_step=False, on_epoch=True, batch_size=size)

@@ -57,7 +57,7 @@ class SegmentationModule(TaskModule):
             with elementwise(self.criterion):
                 per_element = self._loss(logits, batch)
             loss = reduce_like(self.criterion, per_element, logits, batch["target"])
-            self.loss_components = split_by_annotation(per_element, batch["target"] > 0)
+            self.loss_components = {**split_by_annotation(per_element, batch["target"] > 0), "loss": loss.detach()}
         else:
             loss = self._loss(logits, batch)
         self.log_training_loss(loss, batch_size=len(batch["image"]))

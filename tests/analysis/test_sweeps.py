@@ -79,10 +79,12 @@ class _Run:
 class _Api:
     def runs(self, path):
         assert path == "me/ece"
-        return [_Run("b", "ece", 0.3, 0.6), _Run("a", "ce", 0.3, 0.1)]
+        elr = _Run("c", "elr", 0.3, 0.2)
+        elr.config["loss_entry"] = "elr_asym"
+        return [_Run("b", "ece", 0.3, 0.6), _Run("a", "ce", 0.3, 0.1), elr]
 
 
 def test_wandb_runs_become_the_same_table():
     frame = load_wandb("me/ece", api=_Api())
-    assert frame["loss"].tolist() == ["ce", "ece"] and frame["dataset"].tolist() == ["cpm15", "cpm15"]
-    assert frame["test/dice"].tolist() == [0.1, 0.6] and "train/loss" not in frame.columns
+    assert frame["loss"].tolist() == ["ce", "ece", "elr_asym"] and set(frame["dataset"]) == {"cpm15"}
+    assert frame["test/dice"].tolist() == [0.1, 0.6, 0.2] and "train/loss" not in frame.columns

@@ -35,6 +35,26 @@ def test_an_empty_group_keeps_the_smoothed_value():
     assert math.isnan(rows[1]["obj"]) and rows[1]["obj_smooth"] == 1.0 and rows[1]["obj_d1"] == 0.0
 
 
+def test_a_gap_holds_the_derivatives_instead_of_decaying_them():
+    rows = _feed(LossDynamics(span=3), [(1.0, 1.0), (0.9, 1.0), (math.nan, 1.0), (math.nan, 1.0), (0.5, 1.0)])
+    assert rows[1]["obj_d1"] < 0
+    for key in ("obj_smooth", "obj_d1", "obj_d2"):
+        assert rows[2][key] == rows[3][key] == rows[1][key]
+    table = pd.DataFrame([{"step": i, "epoch": 0, "loss": 0.0, **r} for i, r in enumerate(rows)])
+    again = resmooth(table, span=3)
+    assert again["obj_d1"].tolist() == pytest.approx(table["obj_d1"].tolist())  # the offline scheme agrees
+    assert again["obj_d2"].tolist() == pytest.approx(table["obj_d2"].tolist())
+
+
+def test_state_restored_but_unused_is_kept_in_the_next_checkpoint():
+    first = LossDynamics(span=5)
+    _feed(first, [(1.0, 2.0), (0.8, 1.9)])
+    saved = first.state_dict()
+    resumed = LossDynamics(span=5)
+    resumed.load_state_dict(saved)
+    assert resumed.state_dict() == saved
+
+
 def test_smoothing_state_round_trips_through_a_checkpoint():
     series = [(1.0 / (t + 1), 0.5 + 0.1 * math.sin(t)) for t in range(40)]
     whole = _feed(LossDynamics(span=5), series)

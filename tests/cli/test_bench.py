@@ -39,9 +39,11 @@ def test_train_benchmark_compares_lightning_and_loss_dynamics_with_a_bare_loop(c
     assert "LossDynamics overhead:" in out
 
 
-def test_train_benchmark_rejects_too_few_steps(capsys):
+def test_train_benchmark_rejects_too_few_steps_and_losses_with_pixel_state(capsys):
     assert main(["train", "--steps", "1"]) == 2
     assert "steps=1 must be >= 2" in capsys.readouterr().err
+    assert main(["train", "--loss", "elr"]) == 2
+    assert "loss='elr' cannot be benchmarked here" in capsys.readouterr().err
 
 
 def test_metrics_benchmark_times_each_metric_against_the_per_instance_aji(capsys):

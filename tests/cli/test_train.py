@@ -60,10 +60,44 @@ def test_multirun_writes_one_run_per_job_and_wandb_offline_runs_per_job(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.parent for p in sweep.rglob("metrics.json"))
     assert [json.loads((r / "metrics.json").read_text())["sparsity"] for r in runs] == [0.5, 1.0]
-    for run in runs:  # each job closed its W&B run and opened its own
+    for run, sparsity in zip(runs, (0.5, 1.0)):  # each job closed its W&B run and opened its own
         offline_runs = list((run / "wandb").glob("offline-run-*"))
         assert len(offline_runs) == 1, run
         assert (run / "csv" / "metrics.csv").is_file()
+        records = list(_wandb_records(next(offline_runs[0].glob("run-*.wandb"))))
+        (header,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        assert sorted(header.tags) == ["dataset:synthetic", "loss:ce", f"sparsity:{sparsity}", "task:segmentation"]
+        assert header.run_group == "default" and header.project == "ece-lightning"
+        config = {u.key: json.loads(u.value_json) for r in records if r.WhichOneof("record_type") == "config"
+                  for u in r.config.update}
+        assert config["sparsity"] == sparsity and config["model"]["base_channels"] == 4 and config["loss"]["name"] == "ce"
+        assert config["loss_entry"] == "ce"
+
+
+def _wandb_records(path):
+    """The protobuf records of an offline W&B run file (":W&B" header, then LevelDB-style log blocks)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", path
+    position, block, pending = 7, 32768, b""
+    while position + 7 <= len(data):
+        if block - position % block < 7:  # a block's tail too short for a header is padding
+            position += block - position % block
+            continue
+        length, kind = struct.unpack("<HB", data[position + 4 : position + 7])
+        chunk = data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        pending += chunk
+        if kind in (1, 4):  # a full record, or the last piece of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
 
 
 def test_real_cpm15_trains_and_evaluates_end_to_end(tmp_path, cpm15_dir):
