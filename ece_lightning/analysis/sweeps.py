@@ -134,16 +134,23 @@ def plot_curves(frame: pd.DataFrame, metrics: Iterable[str] | None = None):
         raise ValueError("no test metric to plot (the runs report none of Dice, AJI, F1)")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        runs = frame.dropna(subset=[metric])
-        for (dataset, loss), group in runs.groupby(["dataset", "loss"], sort=True):
-            stats = group.groupby("sparsity")[metric].agg(["mean", "std"]).reset_index()
-            ax.errorbar(stats["sparsity"], stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3,
-                        label=f"{loss} ({dataset})")
-        ax.set_xlabel("sparsity (fraction of annotated objects)")
-        ax.set_ylabel(metric.removeprefix("test/"))
-        ax.set_xlim(0, 1.05)
-        ax.set_ylim(0, 1.0)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        draw_metric_vs_sparsity(ax, frame.dropna(subset=[metric]), metric, by=("dataset", "loss"), legend_size=7)
     fig.tight_layout()
     return fig
+
+
+def draw_metric_vs_sparsity(ax, frame: pd.DataFrame, metric: str, by: Sequence[str] = ("dataset", "loss"),
+                            legend_size: int = 8) -> None:
+    """On ``ax``: ``metric`` against sparsity, one line per group of ``by`` (its last key, the loss, names the
+    line; the others go in brackets), mean over seeds with their std as error bars, axes 0..1."""
+    for keys, group in frame.groupby(list(by), sort=True):
+        *context, loss = keys
+        stats = group.groupby("sparsity")[metric].agg(["mean", "std"]).reset_index()
+        ax.errorbar(stats["sparsity"], stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3,
+                    label=f"{loss} ({', '.join(map(str, context))})")
+    ax.set_xlabel("sparsity (fraction of annotated objects)")
+    ax.set_ylabel(metric.removeprefix("test/"))
+    ax.set_xlim(0, 1.05)
+    ax.set_ylim(0, 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)

@@ -70,18 +70,11 @@ def plot_metric_vs_sparsity(frame: pd.DataFrame, metric: str, path: Path) -> Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..analysis.sweeps import draw_metric_vs_sparsity
+
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (dataset, task, loss), group in frame.groupby(["dataset", "task", "loss"], sort=True):
-        stats = group.groupby("sparsity")[metric].agg(["mean", "std"]).reset_index()
-        ax.errorbar(stats["sparsity"], stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3,
-                    label=f"{loss} ({dataset}, {task})")
+    draw_metric_vs_sparsity(ax, frame, metric, by=("dataset", "task", "loss"))
     ax.set_title(f"test {SHORT_NAMES.get(metric, metric)} against the fraction of annotated objects")
-    ax.set_xlabel("sparsity (fraction of annotated objects)")
-    ax.set_ylabel(SHORT_NAMES.get(metric, metric))
-    ax.set_xlim(0, 1.05)
-    ax.set_ylim(0, 1.0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)

@@ -119,12 +119,14 @@ class DetectionLoss(nn.Module):
         self.normalize = normalize
 
     def forward(self, outputs: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor,
-                pixels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                pixels: torch.Tensor | None = None, components: bool = False
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``outputs`` (B, 5, Gh, Gw) of the model, label ``boxes`` (K, 4) x0y0x1y1 pixels with their
-        ``image_index``; returns the total loss and its parts (detached): ``objectness``, ``box``, and the mean objectness term
-        of cells with a box (``objectness_obj``) and of the others (``objectness_background``; NaN when empty).
+        ``image_index``; returns the total loss and its parts (detached): ``objectness``, ``box`` and, with
+        ``components`` (LossDynamics), the mean objectness term of cells with a box (``objectness_obj``) and of
+        the others (``objectness_background``; NaN when empty).
         ``pixels`` (B, H, W) are the samples' pixel ids, needed by an objectness loss with per-pixel state
-        (ELR): a cell's state lives at the source pixel under the cell's centre."""
+        (ELR): a cell's state lives on the stride x stride source pixels it covers."""
         if outputs.dim() != 4 or outputs.shape[1] != 5:
             raise ValueError(f"detection outputs must be (B, 5, Gh, Gw), got {tuple(outputs.shape)}")
         outputs = outputs.float()
@@ -157,7 +159,8 @@ class DetectionLoss(nn.Module):
         else:
             box = outputs[:, 1:].sum() * 0.0  # keeps the graph (and DDP) intact on a batch without boxes
         total = objectness + self.lambda_box * box
-        # The objectness terms of cells with a box ("obj") and of the others ("background"), for LossDynamics.
-        components = split_by_annotation(per_cell, targets.assigned)
-        return total, {"objectness": objectness.detach(), "box": box.detach(),
-                       "objectness_obj": components["obj"], "objectness_background": components["background"]}
+        parts = {"objectness": objectness.detach(), "box": box.detach()}
+        if components:  # the objectness terms of cells with a box ("obj") and of the others ("background")
+            groups = split_by_annotation(per_cell, targets.assigned)
+            parts.update(objectness_obj=groups["obj"], objectness_background=groups["background"])
+        return total, parts

@@ -65,15 +65,16 @@ class DetectionModule(TaskModule):
         """Boxes in image pixels after the score threshold and NMS."""
         return detect(outputs, self.net.stride, self.net.anchor, image_size=image_size, **self.postprocess_cfg)
 
-    def _loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    def _loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor], components: bool = False
+              ) -> tuple[torch.Tensor, dict]:
         boxes, image_index = instance_boxes(batch["instances"])
-        return self.criterion(outputs, boxes, image_index, pixels=batch.get("pixels"))
+        return self.criterion(outputs, boxes, image_index, pixels=batch.get("pixels"), components=components)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, parts = self._loss(self(batch["image"]), batch)
-        components = {"obj": parts.pop("objectness_obj"), "background": parts.pop("objectness_background")}
+        loss, parts = self._loss(self(batch["image"]), batch, components=self.record_loss_components)
         if self.record_loss_components:
-            self.loss_components = {**components, "loss": loss.detach()}
+            self.loss_components = {"obj": parts.pop("objectness_obj"), "background": parts.pop("objectness_background"),
+                                    "loss": loss.detach()}
         size = len(batch["image"])
         self.log_training_loss(loss, batch_size=size)
         self.log_dict({f"train/loss_{k}": v for k, v in parts.items()}, on_step=False, on_epoch=True, batch_size=size)
