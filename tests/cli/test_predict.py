@@ -1,0 +1,78 @@
+"""`ece-predict` as a user runs it: a checkpoint of a real ece-train run on a TIFF, and bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from ece_lightning.data.synthetic import SyntheticConfig, generate_tile
+from ece_lightning.inference.postprocess import foreground_to_instances
+from ece_lightning.inference.tiled import load_predictor
+
+from .helpers import run_cli
+
+TRAIN = ["trainer.max_epochs=20", "model.base_channels=8", "model.depth=3", "dataset.image_size=96",
+         "dataset.num_train=64", "dataset.num_val=2", "dataset.num_test=2", "dataset.batch_size=8",
+         "optimizer.lr=3e-3", "logger=none"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small U-Net trained by ece-train on synthetic tiles (test Dice about 0.69, 20 s), and a 768 x 768 synthetic TIFF it has not seen."""
+    root = tmp_path_factory.mktemp("predict")
+    result = run_cli("ece-train", *TRAIN, f"hydra.run.dir={root / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    image, instances = generate_tile(seed=99, index=0, cfg=SyntheticConfig(image_size=768))
+    tifffile.imwrite(root / "image.tif", image, tile=(256, 256), compression="zlib", photometric="rgb")
+    return root / "run" / "checkpoints" / "last.ckpt", root / "image.tif", image, instances
+
+
+def test_trained_model_on_a_tiff(trained, tmp_path):
+    checkpoint, image_path, image, instances = trained
+    out = tmp_path / "pred"
+    result = run_cli("ece-predict", f"checkpoint={checkpoint}", f"input={image_path}", f"output={out}", "tile=128",
+                     "overlap=32", "geojson.gzip=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ece-predict" in result.stderr and "tile/s" in result.stderr  # the progress bar
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "segmentation" and summary["tiles"] == 64  # 768 / (128 - 32) = 8 per side
+    assert sorted(summary["outputs"]) == ["objects.geojson.gz", "objects.parquet", "probability.tif", "summary.json"]
+    objects = pd.read_parquet(out / "objects.parquet")
+    assert len(objects) == summary["objects"] > 0
+    # Tiling changes (nearly) nothing: the objects of one pass over the whole image, with the same model.
+    predictor = load_predictor(checkpoint, device="cpu")
+    single = foreground_to_instances(predictor(image[None])[0] >= 0.5, **predictor.postprocess).max()
+    assert abs(len(objects) - single) <= max(2, 0.02 * single)
+    # ... and a trained model finds about as many nuclei as the image holds.
+    assert 0.6 * instances.max() <= len(objects) <= 1.4 * instances.max()
+    probability = tifffile.imread(out / "probability.tif")
+    assert probability.shape == image.shape[:2] and probability.dtype == np.uint8
+    # Started again: the finished folder is reported, not redone.
+    again = run_cli("ece-predict", f"checkpoint={checkpoint}", f"input={image_path}", f"output={out}", "tile=128",
+                    "overlap=32", "geojson.gzip=true")
+    assert again.returncode == 0 and "already holds this prediction" in again.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["checkpoint=missing.ckpt"], "checkpoint=missing.ckpt: no such file"),
+    (["input=nowhere.svs"], "nowhere.svs: no such file"),
+    (["tile=100"], "tile=100 must be a positive multiple of 8"),
+    (["precision=fp8"], "precision='fp8' is not one of 32, bf16"),
+    (["geojson.geometry=circle"], "geometry='circle' is not one of point, polygon, box"),
+])
+def test_bad_input_is_named(trained, tmp_path, args, message):
+    checkpoint, image_path, _, _ = trained
+    given = {"checkpoint": f"checkpoint={checkpoint}", "input": f"input={image_path}", "output": f"output={tmp_path / 'o'}"}
+    for arg in args:
+        given[arg.split("=")[0]] = arg
+    result = run_cli("ece-predict", *given.values())
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert message in result.stderr
+    assert not list((tmp_path / "o").glob("objects*"))
+
+
+def test_missing_arguments_say_what_is_needed():
+    result = run_cli("ece-predict")
+    assert result.returncode == 2 and "checkpoint= is required" in result.stderr
