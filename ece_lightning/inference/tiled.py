@@ -344,7 +344,8 @@ def predict_slide(predictor: TilePredictor, source: ImageSource, output: str | P
 
     Writes ``objects.parquet`` (one row per object, ``export.COLUMNS``), ``objects.geojson[.gz]`` (QuPath),
     ``probability.tif`` (segmentation) and ``summary.json``; each appears only once complete. A finished
-    output folder with the same settings is left as it is (the summary is returned).
+    output folder with the same settings is left as it is (its summary is returned with ``skipped``); one
+    with other settings, finished or not, is refused unless ``options.resume`` is False, which starts over.
     """
     options = options or PredictOptions()
     options.validate()
@@ -362,23 +363,25 @@ def predict_slide(predictor: TilePredictor, source: ImageSource, output: str | P
                 "predictor": predictor.settings(), "polygons": options.polygons}
     fingerprint = _fingerprint(settings)
     parts, summary_path = output / "parts", output / "summary.json"
-    if summary_path.is_file() and options.resume:
-        summary = json.loads(summary_path.read_text())
-        if summary.get("fingerprint") == fingerprint:
-            summary["skipped"] = True
-            return summary
-    state_path = parts / "run.json"
-    if state_path.is_file() and options.resume:
-        previous = json.loads(state_path.read_text())
-        if previous.get("fingerprint") != fingerprint:
-            changed = sorted(k for k in settings if previous.get("settings", {}).get(k) != json.loads(
-                json.dumps(settings[k], default=str)))
-            raise PredictError(f"output={output} holds an unfinished prediction with other settings (differs in: "
-                               f"{', '.join(changed) or 'version'}); choose another output folder or pass resume=false "
-                               "to start over")
-    if not options.resume:
+    if options.resume:
+        for path, kind in ((summary_path, "a finished"), (parts / "run.json", "an unfinished")):
+            if not path.is_file():
+                continue
+            previous = json.loads(path.read_text())
+            if previous.get("fingerprint") == fingerprint:
+                if kind == "a finished":
+                    return {**previous, "skipped": True}
+                break
+            plain = json.loads(json.dumps(settings, default=str))
+            changed = sorted(k for k in plain if previous.get("settings", {}).get(k) != plain[k])
+            raise PredictError(f"output={output} holds {kind} prediction with other settings (differs in: "
+                               f"{', '.join(changed) or 'version'}); choose another output folder or pass "
+                               "resume=false to replace it")
+    else:
         shutil.rmtree(parts, ignore_errors=True)
-        summary_path.unlink(missing_ok=True)
+        for name in ("summary.json", "objects.parquet", "objects.geojson", "objects.geojson.gz", "probability.tif"):
+            (output / name).unlink(missing_ok=True)
+    state_path = parts / "run.json"
     for sub in ("tiles", "blocks", "probability"):
         (parts / sub).mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps({"fingerprint": fingerprint, "settings": settings}, indent=1, default=str))

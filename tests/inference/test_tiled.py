@@ -173,10 +173,13 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
         assert predict_slide(_segmenter(), source, tmp_path / "resumed", options)["skipped"]
         with pytest.raises(_Crash):
             predict_slide(_CrashAfter(_segmenter(), batches=1), source, tmp_path / "other", options)
-        with pytest.raises(PredictError, match=r"other settings \(differs in: grid\).*resume=false"):
+        with pytest.raises(PredictError, match=r"an unfinished prediction with other settings \(differs in: grid\)"):
             predict_slide(_segmenter(), source, tmp_path / "other", _options(tile=256, overlap=64, block_tiles=2))
         fresh = predict_slide(_segmenter(), source, tmp_path / "other",
-                              _options(tile=256, overlap=64, block_tiles=2, resume=False))
+                              _options(tile=256, overlap=64, block_tiles=2, resume=False, geojson=False))
+        assert not (tmp_path / "other" / "objects.geojson").exists()  # nothing stale from before
+        with pytest.raises(PredictError, match=r"a finished prediction with other settings.*resume=false to replace"):
+            predict_slide(_segmenter(), source, tmp_path / "other", options)
     assert fresh["objects"] == len(disks)
 
 
