@@ -17,8 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 
 @dataclass
 class PredictBenchRow:
@@ -94,4 +92,3 @@ if __name__ == "__main__":
     row = run_one(Path(slide), int(expected), model, int(width), device, precision, int(tile), int(batch_size),
                   Path(output))
     print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}))
-    np.seterr()  # keep numpy imported for the child's memory baseline

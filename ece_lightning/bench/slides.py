@@ -92,7 +92,6 @@ class ThresholdSegmenter(nn.Module):
     """A 'perfect' segmentation network for disk slides: foreground logit from pixel darkness (pointwise, so
     a tiled prediction equals a single pass exactly)."""
 
-    depth = 2
     task = "segmentation"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
