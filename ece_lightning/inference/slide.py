@@ -149,7 +149,8 @@ class TiffSource(ImageSource):
             self._tiff = tifffile.TiffFile(self.path)
         except Exception as error:  # tifffile raises several types for a bad file
             raise SlideError(f"{self.path}: not a readable TIFF ({error})") from None
-        series = self._tiff.series[0]
+        # The main scan is the largest series (Leica SCN and some others put a macro image first).
+        series = max(self._tiff.series, key=lambda s: int(np.prod(s.levels[0].shape[:2])))
         self._levels = [lvl.keyframe for lvl in series.levels]
         self.level_shapes = [tuple(int(s) for s in page.shape[:2]) for page in self._levels]
         base = self.level_shapes[0]
@@ -240,8 +241,10 @@ class OpenSlideSource(ImageSource):
 
     def _read(self, top: int, left: int, height: int, width: int) -> np.ndarray:
         origin = (int(round(left * self.downsample)), int(round(top * self.downsample)))
-        region = self._slide.read_region(origin, self.level, (width, height))
-        return np.asarray(region.convert("RGB"))
+        rgba = np.asarray(self._slide.read_region(origin, self.level, (width, height)))
+        rgb = rgba[..., :3].copy()
+        rgb[rgba[..., 3] == 0] = BACKGROUND  # unscanned areas come back transparent: glass, not black
+        return rgb
 
     def _open_level(self, level: int) -> ImageSource:
         return OpenSlideSource(self.path, level)

@@ -83,8 +83,14 @@ class SegmentationTiles(TilePredictor):
                  threshold: float = 0.5, **kwargs: Any):
         super().__init__(net, multiple, **kwargs)
         if not 0.0 < threshold < 1.0:
-            raise PredictError(f"threshold={threshold} must lie in (0, 1) (foreground probability)")
+            raise PredictError(f"segmentation.threshold={threshold} must lie in (0, 1) (foreground probability)")
+        from .postprocess import METHODS
+
         self.postprocess, self.threshold = dict(postprocess or {}), float(threshold)
+        unknown = set(self.postprocess) - {"method", "min_size", "min_distance"}
+        if unknown or self.postprocess.get("method", "components") not in METHODS:
+            raise PredictError(f"segmentation.postprocess={self.postprocess} is not valid: keys method ({', '.join(METHODS)}), "
+                               "min_size, min_distance")
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         logits = self.forward(tiles)
@@ -105,7 +111,8 @@ class DetectionTiles(TilePredictor):
                  nms_iou: float = 0.2, **kwargs: Any):
         super().__init__(net, stride, **kwargs)
         if not 0.0 <= score_threshold <= 1.0 or not 0.0 <= nms_iou <= 1.0:
-            raise PredictError(f"score_threshold={score_threshold} and nms_iou={nms_iou} must lie in [0, 1]")
+            raise PredictError(f"detection.score_threshold={score_threshold} and detection.nms_iou={nms_iou} must lie "
+                               "in [0, 1]")
         self.stride, self.anchor = int(stride), float(anchor)
         self.score_threshold, self.nms_iou = float(score_threshold), float(nms_iou)
 
@@ -315,9 +322,9 @@ class PredictOptions:
         if self.batch_size < 1:
             raise PredictError(f"batch_size={self.batch_size} must be >= 1")
         if self.geometry not in (None, "point", "polygon", "box"):
-            raise PredictError(f"geometry={self.geometry!r} is not one of point, polygon, box (or null: by task)")
+            raise PredictError(f"geojson.geometry={self.geometry!r} is not one of point, polygon, box (or null: by task)")
         if len(self.colour) != 3 or not all(0 <= int(c) <= 255 for c in self.colour):
-            raise PredictError(f"colour={list(self.colour)} must be three integers in 0..255 (RGB)")
+            raise PredictError(f"geojson.colour={list(self.colour)} must be three integers in 0..255 (RGB)")
         if not (self.parquet or self.geojson):
             raise PredictError("parquet=false and geojson.enabled=false: nothing would be written")
 
@@ -360,7 +367,9 @@ def predict_slide(predictor: TilePredictor, source: ImageSource, output: str | P
     settings = {"input": _file_identity(source.path) if source.path.is_file() else str(source.path),
                 "checkpoint": _file_identity(Path(checkpoint)) if checkpoint else None,
                 "level": source.level, "shape": list(source.shape), "grid": asdict(grid), "tissue": tissue,
-                "predictor": predictor.settings(), "polygons": options.polygons}
+                "predictor": predictor.settings(), "polygons": options.polygons,
+                "outputs": {k: getattr(options, k) for k in ("parquet", "geojson", "geojson_gzip", "geometry",
+                                                             "class_name", "colour", "probability_map")}}
     fingerprint = _fingerprint(settings)
     parts, summary_path = output / "parts", output / "summary.json"
     if options.resume:
@@ -369,7 +378,7 @@ def predict_slide(predictor: TilePredictor, source: ImageSource, output: str | P
                 continue
             previous = json.loads(path.read_text())
             if previous.get("fingerprint") == fingerprint:
-                if kind == "a finished":
+                if kind == "a finished" and all((output / name).is_file() for name in previous.get("outputs", [])):
                     return {**previous, "skipped": True}
                 break
             plain = json.loads(json.dumps(settings, default=str))
@@ -384,7 +393,9 @@ def predict_slide(predictor: TilePredictor, source: ImageSource, output: str | P
     state_path = parts / "run.json"
     for sub in ("tiles", "blocks", "probability"):
         (parts / sub).mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps({"fingerprint": fingerprint, "settings": settings}, indent=1, default=str))
+    state_partial = parts / "run.json.partial"
+    state_partial.write_text(json.dumps({"fingerprint": fingerprint, "settings": settings}, indent=1, default=str))
+    os.replace(state_partial, state_path)
 
     keep = np.ones((grid.rows, grid.cols), bool)
     if tissue:
@@ -479,6 +490,7 @@ def _core_boxes(grid: TileGrid, row: int, col: int, boxes: np.ndarray) -> np.nda
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     step = grid.step
     inside = (cy >= row * step) & (cy < (row + 1) * step) & (cx >= col * step) & (cx < (col + 1) * step)
+    inside &= (cy < grid.height) & (cx < grid.width)  # the last cores reach past the image: no boxes from padding
     # Clip to the image so a box never leaves it.
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, grid.width)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, grid.height)

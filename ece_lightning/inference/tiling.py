@@ -25,7 +25,8 @@ class TileGrid:
     Args:
         height, width: the image (at the predicted level).
         tile: tile side T in pixels, a multiple of ``multiple``.
-        overlap: O, an even multiple of ``multiple`` (2 * ``multiple`` at least is advised), < ``tile``.
+        overlap: O, a multiple of 2 * ``multiple``, at most ``tile / 2`` (so a pixel lies in at most two tiles
+            per axis and the blending ramps add up to 1).
         multiple: the network's input multiple (U-Net: 2**depth; YOLLO: its stride).
         block_tiles: tile cores per block side (>= 1).
         margin: context around a block in pixels (>= 0): objects up to this size are complete in it.
@@ -45,9 +46,9 @@ class TileGrid:
         if self.tile < self.multiple or self.tile % self.multiple:
             raise ValueError(f"tile={self.tile} must be a positive multiple of {self.multiple} (the network's input "
                              "multiple)")
-        if self.overlap < 0 or self.overlap % (2 * self.multiple) or self.overlap >= self.tile:
+        if self.overlap < 0 or self.overlap % (2 * self.multiple) or 2 * self.overlap > self.tile:
             raise ValueError(f"overlap={self.overlap} must be a multiple of {2 * self.multiple} (twice the network's "
-                             f"input multiple), >= 0 and < tile={self.tile}")
+                             f"input multiple), >= 0 and at most half of tile={self.tile}")
         if self.block_tiles < 1:
             raise ValueError(f"block_tiles={self.block_tiles} must be >= 1")
         if self.margin < 0:

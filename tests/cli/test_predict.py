@@ -60,7 +60,8 @@ def test_trained_model_on_a_tiff(trained, tmp_path):
     (["input=nowhere.svs"], "nowhere.svs: no such file"),
     (["tile=100"], "tile=100 must be a positive multiple of 8"),
     (["precision=fp8"], "precision='fp8' is not one of 32, bf16"),
-    (["geojson.geometry=circle"], "geometry='circle' is not one of point, polygon, box"),
+    (["geojson.geometry=circle"], "geojson.geometry='circle' is not one of point, polygon, box"),
+    (["+segmentation.postprocess.method=blobs"], "segmentation.postprocess={'method': 'blobs', "),
 ])
 def test_bad_input_is_named(trained, tmp_path, args, message):
     checkpoint, image_path, _, _ = trained

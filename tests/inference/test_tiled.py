@@ -86,11 +86,12 @@ def test_detection_finds_every_object_exactly_once(big_slide, tmp_path):
     assert not (tmp_path / "out" / "probability.tif").exists()
 
 
-def test_coarser_level_reports_level0_coordinates(big_slide, tmp_path):
+@pytest.mark.parametrize("make", [_segmenter, _detector], ids=["segmentation", "detection"])
+def test_coarser_level_reports_level0_coordinates(big_slide, tmp_path, make):
     path, disks = big_slide
     with open_image(path, mpp=0.5) as source:
         assert source.level == 1
-        summary = predict_slide(_segmenter(), source, tmp_path / "out", _options(tile=256, overlap=32))
+        summary = predict_slide(make(), source, tmp_path / "out", _options(tile=256, overlap=32))
     objects = pd.read_parquet(tmp_path / "out" / "objects.parquet")
     _assert_each_found_once(objects, disks, scale=2.0)
     assert summary["downsample"] == 2.0 and summary["mpp"] == pytest.approx(0.5)
@@ -190,3 +191,25 @@ def test_tissue_mask_skips_glass_and_keeps_every_object(tmp_path):
         summary = predict_slide(_segmenter(), source, tmp_path / "out", _options(tile=256, overlap=32, tissue=None))
     assert summary["tiles_with_tissue"] < 0.85 * summary["tiles"]  # the glass quarter is skipped
     _assert_each_found_once(pd.read_parquet(tmp_path / "out" / "objects.parquet"), disks)
+
+
+def test_a_crash_while_finishing_leaves_complete_files_and_resumes(tmp_path, monkeypatch):
+    import ece_lightning.inference.tiled as tiled
+
+    disks = disk_centres(512, spacing=40, seed=9)
+    source = open_image(write_disk_slide(tmp_path / "slide.tif", 512, disks, tile=128, levels=1))
+    options = _options(tile=128, overlap=32, block_tiles=2)
+    original = tiled.write_probability_tiff
+
+    def crash(*args, **kwargs):
+        raise _Crash("killed while writing the probability map")
+
+    monkeypatch.setattr(tiled, "write_probability_tiff", crash)
+    with pytest.raises(_Crash):
+        predict_slide(_segmenter(), source, tmp_path / "out", options)
+    assert not list((tmp_path / "out").glob("*.partial")) and not (tmp_path / "out" / "summary.json").exists()
+    monkeypatch.setattr(tiled, "write_probability_tiff", original)
+    summary = predict_slide(_segmenter(), source, tmp_path / "out", options)
+    assert summary["tiles_predicted_this_run"] == 0 and summary["objects"] == len(disks)
+    assert (tmp_path / "out" / "probability.tif").is_file()
+    source.close()

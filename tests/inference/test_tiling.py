@@ -51,7 +51,7 @@ def test_block_cores_partition_and_regions_grow_by_the_margin():
 
 
 @pytest.mark.parametrize("kwargs,field", [
-    ({"tile": 100}, "tile=100"), ({"overlap": 24}, "overlap=24"), ({"overlap": 512}, "overlap=512"),
+    ({"tile": 100}, "tile=100"), ({"overlap": 24}, "overlap=24"), ({"overlap": 512}, "overlap=512"), ({"overlap": 288}, "at most half of tile=512"),
     ({"block_tiles": 0}, "block_tiles=0"), ({"margin": -1}, "margin=-1"),
 ])
 def test_bad_geometry_is_named(kwargs, field):
