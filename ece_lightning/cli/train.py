@@ -45,7 +45,8 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModu
     dataset = _plain(cfg.dataset)
     dataset.pop("exhaustive_test", None)
     needs_pixels = any(getattr(m, "requires_pixels", False) for m in module.modules())
-    datamodule = datamodule_cls(**dataset, augment=_plain(cfg.get("augment")), pixel_ids=needs_pixels)
+    datamodule = datamodule_cls(**dataset, augment=_plain(cfg.get("augment")), pixel_ids=needs_pixels,
+                                loader_seed=int(cfg.seed))
     return module, datamodule
 
 
@@ -98,6 +99,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("run %s already finished in %s (metrics.json of the same config): skipped", cfg.name, output_dir)
         print(f"ece-train: {output_dir} already holds this run's results; skipped")
         return done
+    resume_from = checkpoint_to_resume(output_dir, cfg)
     log.info("run %s: dataset=%s task=%s loss=%s sparsity=%s seed=%s -> %s", cfg.name, cfg.dataset.name,
              cfg.task.name, cfg.loss.name, cfg.sparsity, cfg.seed, output_dir)
     started = time.perf_counter()
@@ -124,7 +126,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()
                      if isinstance(c, DictConfig) and "_target_" in c]
         trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-        trainer.fit(module, datamodule=datamodule)
+        atomic_write_json(output_dir / RUN_STATE, {"config_sha1": config_fingerprint(cfg)})
+        _keep_hydra_files(output_dir)  # so a later run of another config here can put them back
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         fit_results = dict(trainer.callback_metrics)
         test_results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
         metrics = run_metrics(cfg, trainer, test_results, time.perf_counter() - started, datamodule, fit_results)
@@ -163,7 +167,7 @@ def config_fingerprint(cfg: DictConfig) -> str:
         for key in list(cfg.get("paths") or {}):
             cfg.paths[key] = f"<paths.{key}>"
     plain = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("paths", "logger", "tags"):
+    for key in ("paths", "logger", "tags", "resume"):
         plain.pop(key, None)
     for key in ("num_workers", "pin_memory", "persistent_workers"):
         plain.get("dataset", {}).pop(key, None)
@@ -189,6 +193,36 @@ def completed_run(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     _keep_hydra_files(output_dir, restore=True)  # Hydra has just written the rejected config over the run's
     raise ConfigError(f"{output_dir} already holds the results of a run with another config; choose another "
                       "folder (name=..., hydra.sweep.dir=...) or remove it")
+
+
+RUN_STATE = "run_state.json"
+
+
+def checkpoint_to_resume(output_dir: Path, cfg: DictConfig) -> Path | None:
+    """``checkpoints/last.ckpt`` of an interrupted run of this very config in ``output_dir`` (its
+    ``run_state.json`` holds the config fingerprint), None to start from scratch (``resume=false``, no
+    checkpoint, or a checkpoint from before run states existed); an interrupted run of another config there is
+    a ConfigError."""
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not cfg.get("resume", True) or not last.is_file():
+        return None
+    try:
+        state = json.loads((output_dir / RUN_STATE).read_text())
+    except (OSError, json.JSONDecodeError):
+        log.warning("%s has no readable %s: training from scratch", last, RUN_STATE)
+        return None
+    if state.get("config_sha1") == config_fingerprint(cfg):
+        try:
+            epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+        except Exception as error:  # killed while it was being written
+            log.warning("%s is unreadable (%s): training from scratch", last, error)
+            return None
+        log.info("resuming from %s (after epoch %s)", last, epoch)
+        print(f"ece-train: resuming {output_dir} from {last.name} (after epoch {epoch})")
+        return last
+    _keep_hydra_files(output_dir, restore=True)
+    raise ConfigError(f"{output_dir} holds an interrupted run of another config ({last}); choose another folder "
+                      "(name=..., hydra.sweep.dir=...), remove it, or pass resume=false to train from scratch there")
 
 
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")

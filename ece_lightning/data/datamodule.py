@@ -41,7 +41,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         pin_memory: page-locked batches for faster host-to-GPU copies (``None``: when CUDA is available).
         persistent_workers: keep loader workers alive between epochs (``None``: when ``num_workers`` > 0).
         shuffle: shuffle the training samples each epoch (off: a fixed order, e.g. to compare a distributed
-            run with a single-process one batch by batch).
+            run with a single-process one batch by batch). The order and the random draws of each epoch are
+            a function of (``loader_seed``, epoch) (``data.samplers.EpochShuffle``), so a resumed run repeats them.
+        loader_seed: seed of the training order and of per-epoch random draws (``ece-train`` passes ``seed``).
         **source_options: passed to the source (synthetic: ``num_train``, ``image_size``, ``seed``...;
             prepared: ``name``, ``format``, ``root``, ``cache_dir``, ``split``, ``strict``, ``reader``).
     """
@@ -51,7 +53,7 @@ class SegmentationDataModule(pl.LightningDataModule):
                  crops_per_epoch: int | None = None, eval_tile: int | None = None,
                  augment: dict[str, Any] | None = None, stain_augmentation: bool = True, pixel_ids: bool = False,
                  pin_memory: bool | None = None, persistent_workers: bool | None = None, shuffle: bool = True,
-                 **source_options: Any):
+                 loader_seed: int = 0, **source_options: Any):
         super().__init__()
         self.source = source
         self.sparsity = check_sparsity(sparsity)
@@ -66,6 +68,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.stain_augmentation = bool(stain_augmentation)
         self.pixel_ids = bool(pixel_ids)
         self.shuffle = bool(shuffle)
+        self.loader_seed = int(loader_seed)
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
         self.persistent_workers = self.num_workers > 0 if persistent_workers is None else bool(persistent_workers)
         if self.persistent_workers and self.num_workers == 0:
@@ -118,7 +121,14 @@ class SegmentationDataModule(pl.LightningDataModule):
         return self.batch_size // world
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.per_device_batch_size(), shuffle=shuffle,
+        sampler = None
+        if shuffle:
+            from .samplers import EpochShuffle
+
+            trainer = self.trainer
+            sampler = EpochShuffle(len(self.datasets[split]), self.loader_seed,
+                                   (lambda: trainer.current_epoch) if trainer is not None else None)
+        return DataLoader(self.datasets[split], batch_size=self.per_device_batch_size(), sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.persistent_workers,
                           pin_memory=self.pin_memory, drop_last=False)
 

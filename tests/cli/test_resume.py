@@ -1,0 +1,75 @@
+"""An ece-train run killed mid-training and started again continues from last.ckpt to the very results
+of an uninterrupted run (CPU, same seed)."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from .helpers import BIN, REPO_ROOT, run_cli
+
+RUN = ["trainer.max_epochs=16", "model.base_channels=4", "model.depth=2", "dataset.image_size=64",
+       "dataset.num_train=16", "dataset.num_val=2", "dataset.num_test=2", "dataset.batch_size=4", "loss=ece",
+       "sparsity=0.5", "logger=none", "seed=3"]
+
+
+def _results(folder):
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return {k: v for k, v in metrics.items() if k.startswith(("test/", "val/", "train/")) or k in ("epochs", "steps")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("resume") / "whole"
+    result = run_cli("ece-train", *RUN, f"hydra.run.dir={folder}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+def _start_and_kill(folder):
+    """Start the run, SIGKILL it right after its first checkpoint, return the epoch that checkpoint holds."""
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    process = subprocess.Popen([str(BIN / "ece-train"), *RUN, f"hydra.run.dir={folder}"], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last = folder / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while not last.is_file() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert last.is_file(), "the run ended before writing a checkpoint"
+    assert not (folder / "metrics.json").exists(), "the run finished before it was killed: nothing to resume"
+    for _ in range(50):  # the kill may land while last.ckpt is being replaced
+        try:
+            return torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+        except Exception:
+            time.sleep(0.1)
+    raise AssertionError("last.ckpt unreadable")
+
+
+def test_killed_run_resumes_to_the_same_results(uninterrupted, tmp_path):
+    folder = tmp_path / "killed"
+    epoch = _start_and_kill(folder)
+    assert epoch < 15
+    result = run_cli("ece-train", *RUN, f"hydra.run.dir={folder}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming {folder} from last.ckpt" in result.stdout
+    assert _results(folder) == _results(uninterrupted)
+
+
+def test_an_interrupted_run_of_another_config_is_not_resumed(tmp_path):
+    folder = tmp_path / "killed"
+    _start_and_kill(folder)
+    config = (folder / ".hydra" / "config.yaml").read_text()
+    result = run_cli("ece-train", *RUN, "sparsity=0.3", f"hydra.run.dir={folder}")
+    assert result.returncode == 2 and "holds an interrupted run of another config" in result.stderr
+    assert "resume=false" in result.stderr
+    assert (folder / ".hydra" / "config.yaml").read_text() == config  # the interrupted run's config is kept
+    fresh = run_cli("ece-train", *RUN, "sparsity=0.3", "resume=false", "trainer.max_epochs=2",
+                    f"hydra.run.dir={folder}")
+    assert fresh.returncode == 0 and "resuming" not in fresh.stdout, fresh.stderr[-2000:]
+    assert json.loads((folder / "metrics.json").read_text())["sparsity"] == 0.3
