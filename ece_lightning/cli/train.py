@@ -120,6 +120,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"sparsity:{cfg.sparsity}", *list(cfg.get("tags") or [])]
     failed = True
     try:
+        if resume_from is not None:
+            _keep_interrupted_csv_log(output_dir)
         loggers = build_loggers(cfg.get("logger"), tags)
         for logger in loggers:
             logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "loss_entry": loss_entry})
@@ -223,6 +225,17 @@ def checkpoint_to_resume(output_dir: Path, cfg: DictConfig) -> Path | None:
     _keep_hydra_files(output_dir, restore=True)
     raise ConfigError(f"{output_dir} holds an interrupted run of another config ({last}); choose another folder "
                       "(name=..., hydra.sweep.dir=...), remove it, or pass resume=false to train from scratch there")
+
+
+def _keep_interrupted_csv_log(output_dir: Path) -> None:
+    """Lightning's CSV logger deletes an existing ``metrics.csv`` when it starts: keep the interrupted run's
+    rows as ``csv/metrics.interrupted-<n>.csv`` (the resumed run logs the epochs from the checkpoint on)."""
+    log_file = output_dir / "csv" / "metrics.csv"
+    if log_file.is_file():
+        count = len(list(log_file.parent.glob("metrics.interrupted-*.csv")))
+        kept = log_file.with_name(f"metrics.interrupted-{count + 1}.csv")
+        log_file.rename(kept)
+        log.info("the interrupted run's CSV log is kept as %s", kept)
 
 
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")

@@ -30,10 +30,11 @@ def uninterrupted(tmp_path_factory):
     return folder
 
 
-def _start_and_kill(folder):
+def _start_and_kill(folder, logger="none"):
     """Start the run, SIGKILL it right after its first checkpoint, return the epoch that checkpoint holds."""
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    process = subprocess.Popen([str(BIN / "ece-train"), *RUN, f"hydra.run.dir={folder}"], cwd=REPO_ROOT, env=env,
+    process = subprocess.Popen([str(BIN / "ece-train"), *RUN, f"logger={logger}", f"hydra.run.dir={folder}"],
+                               cwd=REPO_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     last = folder / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
@@ -63,9 +64,10 @@ def test_killed_run_resumes_to_the_same_results(uninterrupted, tmp_path):
 
 def test_an_interrupted_run_of_another_config_is_not_resumed(tmp_path):
     folder = tmp_path / "killed"
-    _start_and_kill(folder)
+    _start_and_kill(folder, logger="csv")
+    assert (folder / "csv" / "metrics.csv").is_file()
     config = (folder / ".hydra" / "config.yaml").read_text()
-    result = run_cli("ece-train", *RUN, "sparsity=0.3", f"hydra.run.dir={folder}")
+    result = run_cli("ece-train", *RUN, "logger=csv", "sparsity=0.3", f"hydra.run.dir={folder}")
     assert result.returncode == 2 and "holds an interrupted run of another config" in result.stderr
     assert "resume=false" in result.stderr
     assert (folder / ".hydra" / "config.yaml").read_text() == config  # the interrupted run's config is kept
@@ -73,3 +75,13 @@ def test_an_interrupted_run_of_another_config_is_not_resumed(tmp_path):
                     f"hydra.run.dir={folder}")
     assert fresh.returncode == 0 and "resuming" not in fresh.stdout, fresh.stderr[-2000:]
     assert json.loads((folder / "metrics.json").read_text())["sparsity"] == 0.3
+
+
+def test_the_interrupted_csv_log_is_kept(tmp_path):
+    folder = tmp_path / "killed"
+    _start_and_kill(folder, logger="csv")
+    before = (folder / "csv" / "metrics.csv").read_text()
+    result = run_cli("ece-train", *RUN, "logger=csv", f"hydra.run.dir={folder}")
+    assert result.returncode == 0 and "resuming" in result.stdout, result.stderr[-2000:]
+    assert (folder / "csv" / "metrics.interrupted-1.csv").read_text() == before
+    assert "test/dice" in (folder / "csv" / "metrics.csv").read_text()
