@@ -10,8 +10,62 @@ from typing import Any
 
 import hydra
 from omegaconf import DictConfig
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers.logger import DummyExperiment
 
 log = logging.getLogger(__name__)
+
+
+class TolerantWandbLogger(WandbLogger):
+    """Lightning's ``WandbLogger`` whose failures (no network, a full or read-only disk, the W&B service) never
+    stop training: the first one is logged as a warning and W&B logging is off for the rest of the run
+    (the CSV log and metrics.json are unaffected). Takes ``WandbLogger``'s arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.failure: str | None = None
+
+    def _fail(self, during: str, error: BaseException) -> None:
+        if self.failure is None:
+            self.failure = f"{during}: {type(error).__name__}: {error}"
+            log.warning("W&B logging failed (%s); W&B is off for the rest of this run, training goes on", self.failure)
+
+    @property
+    def experiment(self) -> Any:
+        if self.failure is not None:
+            return DummyExperiment()
+        try:
+            return WandbLogger.experiment.fget(self)
+        except Exception as error:
+            self._fail("starting the W&B run", error)
+            return DummyExperiment()
+
+    def _guarded(self, during: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.failure is not None:
+            return None
+        try:
+            return method(*args, **kwargs)
+        except Exception as error:
+            self._fail(during, error)
+            return None
+
+    def log_metrics(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded("logging metrics", super().log_metrics, *args, **kwargs)
+
+    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded("logging the config", super().log_hyperparams, *args, **kwargs)
+
+    def log_image(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded("logging an image", super().log_image, *args, **kwargs)
+
+    def log_table(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded("logging a table", super().log_table, *args, **kwargs)
+
+    def after_save_checkpoint(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded("logging a checkpoint", super().after_save_checkpoint, *args, **kwargs)
+
+    def finalize(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded("closing the W&B run", super().finalize, *args, **kwargs)
 
 
 def wandb_has_credentials() -> bool:
