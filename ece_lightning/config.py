@@ -14,7 +14,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 TOP_LEVEL_KEYS = frozenset({
     "name", "sparsity", "seed", "optimizer", "tags", "dataset", "task", "model", "loss", "trainer", "logger",
-    "callbacks", "paths", "augment", "speed", "resume",
+    "callbacks", "paths", "augment", "speed", "resume", "gpu_pool",
 })
 SPEED_KEYS = {"channels_last": bool, "compile": bool, "compile_mode": str}
 

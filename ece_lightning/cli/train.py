@@ -118,31 +118,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loss_entry = _config_choice("loss") or cfg.loss.name  # elr_asym, not elr: the entries differ
     tags = [f"dataset:{cfg.dataset.name}", f"task:{cfg.task.name}", f"loss:{loss_entry}",
             f"sparsity:{cfg.sparsity}", *list(cfg.get("tags") or [])]
-    failed = True
-    try:
-        if resume_from is not None:
-            _keep_interrupted_csv_log(output_dir)
-        loggers = build_loggers(cfg.get("logger"), tags)
-        for logger in loggers:
-            logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "loss_entry": loss_entry})
-        callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()
-                     if isinstance(c, DictConfig) and "_target_" in c]
-        trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-        atomic_write_json(output_dir / RUN_STATE, {"config_sha1": config_fingerprint(cfg)})
-        _keep_hydra_files(output_dir)  # so a later run of another config here can put them back
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-        fit_results = dict(trainer.callback_metrics)
-        test_results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-        metrics = run_metrics(cfg, trainer, test_results, time.perf_counter() - started, datamodule, fit_results)
-        metrics["config_sha1"] = config_fingerprint(cfg)
-        _keep_hydra_files(output_dir)
-        atomic_write_json(output_dir / "metrics.json", metrics)
-        summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith("test/"))
-        log.info("finished in %.1f s: %s", metrics["wall_s"], summary)
-        failed = False
-        return metrics
-    finally:
-        finish_wandb(failed)
+    with gpu_claim(cfg) as gpus:
+        failed = True
+        try:
+            if resume_from is not None:
+                _keep_interrupted_csv_log(output_dir)
+            loggers = build_loggers(cfg.get("logger"), tags)
+            for logger in loggers:
+                logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "loss_entry": loss_entry})
+            callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()
+                         if isinstance(c, DictConfig) and "_target_" in c]
+            devices = {"devices": gpus} if gpus is not None else {}
+            trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
+                                                          **devices)
+            atomic_write_json(output_dir / RUN_STATE, {"config_sha1": config_fingerprint(cfg)})
+            _keep_hydra_files(output_dir)  # so a later run of another config here can put them back
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            fit_results = dict(trainer.callback_metrics)
+            test_results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+            metrics = run_metrics(cfg, trainer, test_results, time.perf_counter() - started, datamodule, fit_results)
+            metrics["config_sha1"] = config_fingerprint(cfg)
+            _keep_hydra_files(output_dir)
+            atomic_write_json(output_dir / "metrics.json", metrics)
+            summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith("test/"))
+            log.info("finished in %.1f s: %s", metrics["wall_s"], summary)
+            failed = False
+            return metrics
+        finally:
+            finish_wandb(failed)
 
 
 def _hydra_launch() -> tuple[bool, str | None]:
@@ -169,7 +172,7 @@ def config_fingerprint(cfg: DictConfig) -> str:
         for key in list(cfg.get("paths") or {}):
             cfg.paths[key] = f"<paths.{key}>"
     plain = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("paths", "logger", "tags", "resume"):
+    for key in ("paths", "logger", "tags", "resume", "gpu_pool"):
         plain.pop(key, None)
     for key in ("num_workers", "pin_memory", "persistent_workers"):
         plain.get("dataset", {}).pop(key, None)
@@ -195,6 +198,30 @@ def completed_run(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     _keep_hydra_files(output_dir, restore=True)  # Hydra has just written the rejected config over the run's
     raise ConfigError(f"{output_dir} already holds the results of a run with another config; choose another "
                       "folder (name=..., hydra.sweep.dir=...) or remove it")
+
+
+def gpu_claim(cfg: DictConfig):
+    """A context holding this job's GPUs from ``gpu_pool`` (their indices; see ``gpu_pool.claim_gpus``), or
+    yielding None when there is no pool."""
+    from contextlib import nullcontext
+
+    from ..gpu_pool import claim_gpus, pool_ids
+    from ..launchers import requested_devices
+
+    pool = cfg.get("gpu_pool")
+    if pool is None:
+        return nullcontext(None)
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator not in ("gpu", "cuda", "auto"):
+        raise ConfigError(f"gpu_pool hands out GPUs but trainer.accelerator={accelerator}; use trainer=gpu (or drop "
+                          "gpu_pool)")
+    count = requested_devices(cfg.trainer)
+    if count is None:
+        raise ConfigError(f"with gpu_pool, trainer.devices must say how many GPUs a job takes (got "
+                          f"{cfg.trainer.get('devices')!r})")
+    ids = pool_ids(pool if isinstance(pool, str) else list(pool))
+    log.info("waiting for %d GPU(s) of the pool %s", count, ids)
+    return claim_gpus(count, ids)
 
 
 RUN_STATE = "run_state.json"

@@ -1,0 +1,88 @@
+"""The GPU pool of sweep jobs on one machine (gpu_pool + hydra/launcher=local_gpus), simulated with lock files
+and processes: no GPU is needed to check that no two jobs ever hold the same one."""
+
+import multiprocessing
+import os
+import socket
+import time
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from ece_lightning.cli.train import gpu_claim
+from ece_lightning.config import CONFIG_DIR, ConfigError
+from ece_lightning.gpu_pool import claim_gpus, pool_ids
+
+from .cli.helpers import TINY, run_cli
+
+
+def _job(lock_dir, count, pool, hold_s, queue):
+    with claim_gpus(count, pool, lock_dir, poll_s=0.02) as gpus:
+        start = time.monotonic()
+        time.sleep(hold_s)
+        queue.put((tuple(gpus), start, time.monotonic()))
+
+
+@pytest.mark.parametrize("jobs,count,pool", [(4, 1, [0, 1]), (3, 2, [0, 1, 2])])
+def test_concurrent_jobs_never_share_a_gpu(tmp_path, jobs, count, pool):
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    processes = [context.Process(target=_job, args=(tmp_path, count, pool, 0.3, queue)) for _ in range(jobs)]
+    for process in processes:
+        process.start()
+    records = [queue.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert all(len(gpus) == count and set(gpus) <= set(pool) for gpus, _, _ in records)
+    for i, (gpus_a, start_a, end_a) in enumerate(records):
+        for gpus_b, start_b, end_b in records[i + 1 :]:
+            if set(gpus_a) & set(gpus_b):
+                assert end_a <= start_b or end_b <= start_a, "two jobs held one GPU at once"
+    assert not list(tmp_path.glob("gpu-*.lock"))  # all given back
+
+
+def test_a_dead_jobs_lock_is_taken_over_and_a_live_one_waited_for(tmp_path):
+    dead = multiprocessing.get_context("fork").Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join()
+    (tmp_path / "gpu-0.lock").write_text(f"{socket.gethostname()} {dead.pid}")
+    with claim_gpus(1, [0], tmp_path, timeout_s=5) as gpus:
+        assert gpus == [0]
+    (tmp_path / "gpu-0.lock").write_text(f"{socket.gethostname()} {os.getpid()}")  # a live holder
+    with pytest.raises(TimeoutError, match=r"no 1 free GPU\(s\) of \[0\]"):
+        with claim_gpus(1, [0], tmp_path, poll_s=0.05, timeout_s=0.3):
+            pass
+
+
+def test_bad_pools_are_named():
+    with pytest.raises(ConfigError, match=r"trainer.devices=3 GPUs per job cannot come from gpu_pool=\[0, 1\]"):
+        with claim_gpus(3, [0, 1]):
+            pass
+    with pytest.raises(ConfigError, match="distinct GPU indices"):
+        pool_ids([1, 1])
+    with pytest.raises(ConfigError, match="must be auto or a list"):
+        pool_ids("all")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device is visible"):
+            pool_ids("auto")
+
+
+def _compose(*overrides):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def test_a_job_gets_its_gpus_from_the_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("ECE_GPU_LOCK_DIR", str(tmp_path))
+    cfg = _compose("trainer=gpu", "trainer.devices=2", "gpu_pool=[4,5,6]", "hydra/launcher=local_gpus")
+    with gpu_claim(cfg) as gpus:
+        assert gpus == [4, 5] and sorted(p.name for p in tmp_path.iterdir()) == ["gpu-4.lock", "gpu-5.lock"]
+    assert not list(tmp_path.iterdir())
+    with gpu_claim(_compose()) as none:
+        assert none is None
+
+
+def test_a_pool_with_the_cpu_trainer_is_refused_by_ece_train(tmp_path):
+    result = run_cli("ece-train", *TINY, "gpu_pool=[0,1]", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "gpu_pool hands out GPUs but trainer.accelerator=cpu" in result.stderr
