@@ -3,7 +3,6 @@ and processes: no GPU is needed to check that no two jobs ever hold the same one
 
 import multiprocessing
 import os
-import socket
 import time
 
 import pytest
@@ -39,20 +38,24 @@ def test_concurrent_jobs_never_share_a_gpu(tmp_path, jobs, count, pool):
         for gpus_b, start_b, end_b in records[i + 1 :]:
             if set(gpus_a) & set(gpus_b):
                 assert end_a <= start_b or end_b <= start_a, "two jobs held one GPU at once"
-    assert not list(tmp_path.glob("gpu-*.lock"))  # all given back
+    with claim_gpus(len(pool), pool, tmp_path, timeout_s=1) as everything:  # all given back
+        assert everything == pool
 
 
-def test_a_dead_jobs_lock_is_taken_over_and_a_live_one_waited_for(tmp_path):
-    dead = multiprocessing.get_context("fork").Process(target=time.sleep, args=(0,))
+def _die_holding(lock_dir):
+    with claim_gpus(1, [0], lock_dir, poll_s=0.02):
+        os._exit(0)  # killed while holding: no release code runs
+
+
+def test_a_dead_jobs_gpu_is_free_and_a_live_one_waited_for(tmp_path):
+    dead = multiprocessing.get_context("fork").Process(target=_die_holding, args=(tmp_path,))
     dead.start()
     dead.join()
-    (tmp_path / "gpu-0.lock").write_text(f"{socket.gethostname()} {dead.pid}")
     with claim_gpus(1, [0], tmp_path, timeout_s=5) as gpus:
         assert gpus == [0]
-    (tmp_path / "gpu-0.lock").write_text(f"{socket.gethostname()} {os.getpid()}")  # a live holder
-    with pytest.raises(TimeoutError, match=r"no 1 free GPU\(s\) of \[0\]"):
-        with claim_gpus(1, [0], tmp_path, poll_s=0.05, timeout_s=0.3):
-            pass
+        with pytest.raises(TimeoutError, match=r"no 1 free GPU\(s\) of \[0\]"):  # held right here
+            with claim_gpus(1, [0], tmp_path, poll_s=0.05, timeout_s=0.3):
+                pass
 
 
 def test_bad_pools_are_named():
@@ -75,12 +78,21 @@ def _compose(*overrides):
 
 def test_a_job_gets_its_gpus_from_the_config(tmp_path, monkeypatch):
     monkeypatch.setenv("ECE_GPU_LOCK_DIR", str(tmp_path))
-    cfg = _compose("trainer=gpu", "trainer.devices=2", "gpu_pool=[4,5,6]", "hydra/launcher=local_gpus")
+    cfg = _compose("trainer=gpu", "trainer.devices=2", "+trainer.strategy=ddp_spawn", "gpu_pool=[4,5,6]",
+                   "hydra/launcher=local_gpus")
     with gpu_claim(cfg) as gpus:
-        assert gpus == [4, 5] and sorted(p.name for p in tmp_path.iterdir()) == ["gpu-4.lock", "gpu-5.lock"]
-    assert not list(tmp_path.iterdir())
+        assert gpus == [4, 5]
+        with gpu_claim(_compose("trainer=gpu", "gpu_pool=[4,5,6]")) as other:  # the next job gets what is left
+            assert other == [6]
     with gpu_claim(_compose()) as none:
         assert none is None
+
+
+def test_a_pool_with_relaunching_ddp_is_refused():
+    """Lightning's ddp re-runs the command per extra GPU: each copy would wait for GPUs its parent holds."""
+    cfg = _compose("trainer=ddp", "trainer.devices=2", "gpu_pool=[0,1]")
+    with pytest.raises(ConfigError, match="re-launch the command for every extra GPU.*ddp_spawn"):
+        gpu_claim(cfg)
 
 
 def test_a_pool_with_the_cpu_trainer_is_refused_by_ece_train(tmp_path):

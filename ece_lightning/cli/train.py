@@ -160,10 +160,16 @@ def _hydra_launch() -> tuple[bool, str | None]:
     return hydra_cfg.mode == RunMode.MULTIRUN, hydra_cfg.launcher.get("_target_")
 
 
-def config_fingerprint(cfg: DictConfig) -> str:
+LEGACY_MODEL_CHECKPOINT = {"_target_": "pytorch_lightning.callbacks.ModelCheckpoint",
+                           "dirpath": "<paths.output_dir>/checkpoints", "save_last": True, "save_top_k": 0}
+
+
+def config_fingerprint(cfg: DictConfig, legacy: bool = False) -> str:
     """SHA-1 of what decides a run's results: the resolved config with every ``paths`` entry replaced by its
-    name (so the output folder, the datasets folder or the cache do not count), without ``logger``, ``tags``
-    and the loader's process settings."""
+    name (so the output folder, the datasets folder or the cache do not count), without ``logger``, ``tags``,
+    the loader's process settings, ``resume``, ``gpu_pool`` and the checkpoint and progress-bar callbacks.
+    ``legacy``: the fingerprint the same config had before resuming existed (its checkpoint settings counted).
+    """
     import copy
     import hashlib
 
@@ -174,6 +180,13 @@ def config_fingerprint(cfg: DictConfig) -> str:
     plain = OmegaConf.to_container(cfg, resolve=True)
     for key in ("paths", "logger", "tags", "resume", "gpu_pool"):
         plain.pop(key, None)
+    callbacks = plain.get("callbacks") or {}
+    if legacy:  # the checkpoint settings of runs finished before resuming existed (they do not change results)
+        if "model_checkpoint" in callbacks:
+            callbacks["model_checkpoint"] = dict(LEGACY_MODEL_CHECKPOINT)
+    else:
+        for key in ("model_checkpoint", "progress_bar"):  # how often state is saved or shown, not what is learnt
+            callbacks.pop(key, None)
     for key in ("num_workers", "pin_memory", "persistent_workers"):
         plain.get("dataset", {}).pop(key, None)
     return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
@@ -193,7 +206,7 @@ def completed_run(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
         log.warning("%s holds a run finished before config fingerprints existed; kept and skipped (delete the folder "
                     "to train it again)", output_dir)
         return metrics
-    if metrics.get("config_sha1") == config_fingerprint(cfg):
+    if metrics.get("config_sha1") in (config_fingerprint(cfg), config_fingerprint(cfg, legacy=True)):
         return metrics
     _keep_hydra_files(output_dir, restore=True)  # Hydra has just written the rejected config over the run's
     raise ConfigError(f"{output_dir} already holds the results of a run with another config; choose another "
@@ -216,6 +229,11 @@ def gpu_claim(cfg: DictConfig):
         raise ConfigError(f"gpu_pool hands out GPUs but trainer.accelerator={accelerator}; use trainer=gpu (or drop "
                           "gpu_pool)")
     count = requested_devices(cfg.trainer)
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    if (count is None or count > 1) and "spawn" not in strategy:
+        raise ConfigError(f"gpu_pool with trainer.devices={cfg.trainer.get('devices')!r} and trainer.strategy={strategy}: "
+                          "Lightning would re-launch the command for every extra GPU and each copy would claim GPUs "
+                          "again; use trainer.strategy=ddp_spawn, one GPU per job, or hydra/launcher=slurm")
     if count is None:
         raise ConfigError(f"with gpu_pool, trainer.devices must say how many GPUs a job takes (got "
                           f"{cfg.trainer.get('devices')!r})")
@@ -233,19 +251,19 @@ def checkpoint_to_resume(output_dir: Path, cfg: DictConfig) -> Path | None:
     checkpoint, or a checkpoint from before run states existed); an interrupted run of another config there is
     a ConfigError."""
     last = output_dir / "checkpoints" / "last.ckpt"
-    if not cfg.get("resume", True) or not last.is_file():
+    if not last.is_file():
         return None
+    if not cfg.get("resume", True):
+        return _set_aside(last, "resume=false")
     try:
         state = json.loads((output_dir / RUN_STATE).read_text())
     except (OSError, json.JSONDecodeError):
-        log.warning("%s has no readable %s: training from scratch", last, RUN_STATE)
-        return None
+        return _set_aside(last, f"no readable {RUN_STATE} says which config it belongs to")
     if state.get("config_sha1") == config_fingerprint(cfg):
         try:
             epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
         except Exception as error:  # killed while it was being written
-            log.warning("%s is unreadable (%s): training from scratch", last, error)
-            return None
+            return _set_aside(last, f"it is unreadable ({error})")
         log.info("resuming from %s (after epoch %s)", last, epoch)
         print(f"ece-train: resuming {output_dir} from {last.name} (after epoch {epoch})")
         return last
@@ -254,13 +272,25 @@ def checkpoint_to_resume(output_dir: Path, cfg: DictConfig) -> Path | None:
                       "(name=..., hydra.sweep.dir=...), remove it, or pass resume=false to train from scratch there")
 
 
+def _set_aside(last: Path, why: str) -> None:
+    """Move a checkpoint that will not be resumed out of the way (a later start must not take it for this
+    run's), keeping it: ``last.not-resumed-<n>.ckpt``."""
+    count = 1
+    while (kept := last.with_name(f"last.not-resumed-{count}.ckpt")).exists():
+        count += 1
+    last.rename(kept)
+    log.warning("%s not resumed (%s): training from scratch; it is kept as %s", last, why, kept.name)
+    return None
+
+
 def _keep_interrupted_csv_log(output_dir: Path) -> None:
     """Lightning's CSV logger deletes an existing ``metrics.csv`` when it starts: keep the interrupted run's
     rows as ``csv/metrics.interrupted-<n>.csv`` (the resumed run logs the epochs from the checkpoint on)."""
     log_file = output_dir / "csv" / "metrics.csv"
     if log_file.is_file():
-        count = len(list(log_file.parent.glob("metrics.interrupted-*.csv")))
-        kept = log_file.with_name(f"metrics.interrupted-{count + 1}.csv")
+        count = 1
+        while (kept := log_file.with_name(f"metrics.interrupted-{count}.csv")).exists():
+            count += 1
         log_file.rename(kept)
         log.info("the interrupted run's CSV log is kept as %s", kept)
 

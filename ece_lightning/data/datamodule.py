@@ -126,8 +126,11 @@ class SegmentationDataModule(pl.LightningDataModule):
             from .samplers import EpochShuffle
 
             trainer = self.trainer
+            # The epoch Lightning hands samplers (set_epoch): right when a resumed run first draws its indices,
+            # which trainer.current_epoch is not yet with loader workers.
             sampler = EpochShuffle(len(self.datasets[split]), self.loader_seed,
-                                   (lambda: trainer.current_epoch) if trainer is not None else None)
+                                   (lambda: trainer.fit_loop.epoch_progress.current.processed)
+                                   if trainer is not None else None)
         return DataLoader(self.datasets[split], batch_size=self.per_device_batch_size(), sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.persistent_workers,
                           pin_memory=self.pin_memory, drop_last=False)

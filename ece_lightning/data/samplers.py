@@ -26,8 +26,8 @@ class EpochShuffle(Sampler[int]):
     Args:
         size: number of items.
         seed: the run's seed.
-        current_epoch: returns the epoch about to run (``trainer.current_epoch``); without it the epoch set by
-            ``set_epoch`` (Lightning calls it each epoch) is used.
+        current_epoch: returns the epoch about to run (the trainer's processed-epoch count); without it the
+            epoch set by ``set_epoch`` (Lightning calls it each epoch) is used.
     """
 
     def __init__(self, size: int, seed: int, current_epoch: Callable[[], int] | None = None):

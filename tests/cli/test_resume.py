@@ -74,6 +74,7 @@ def test_an_interrupted_run_of_another_config_is_not_resumed(tmp_path):
     fresh = run_cli("ece-train", *RUN, "sparsity=0.3", "resume=false", "trainer.max_epochs=2",
                     f"hydra.run.dir={folder}")
     assert fresh.returncode == 0 and "resuming" not in fresh.stdout, fresh.stderr[-2000:]
+    assert (folder / "checkpoints" / "last.not-resumed-1.ckpt").is_file()  # set aside, not lost
     assert json.loads((folder / "metrics.json").read_text())["sparsity"] == 0.3
 
 
@@ -85,3 +86,18 @@ def test_the_interrupted_csv_log_is_kept(tmp_path):
     assert result.returncode == 0 and "resuming" in result.stdout, result.stderr[-2000:]
     assert (folder / "csv" / "metrics.interrupted-1.csv").read_text() == before
     assert "test/dice" in (folder / "csv" / "metrics.csv").read_text()
+
+
+def test_runs_finished_before_resuming_existed_are_still_skipped(tmp_path):
+    """Their fingerprint counted the old checkpoint settings (save_last, save_top_k 0)."""
+    from hydra import compose, initialize_config_dir
+
+    from ece_lightning.cli.train import completed_run, config_fingerprint
+    from ece_lightning.config import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["loss=ece", f"paths.output_dir={tmp_path}"])
+    legacy = config_fingerprint(cfg, legacy=True)
+    assert legacy != config_fingerprint(cfg)
+    (tmp_path / "metrics.json").write_text(json.dumps({"test/dice": 0.5, "config_sha1": legacy}))
+    assert completed_run(tmp_path, cfg)["test/dice"] == 0.5
