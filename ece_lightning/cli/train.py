@@ -261,7 +261,8 @@ def checkpoint_to_resume(output_dir: Path, cfg: DictConfig) -> Path | None:
         return _set_aside(last, f"no readable {RUN_STATE} says which config it belongs to")
     if state.get("config_sha1") == config_fingerprint(cfg):
         try:
-            epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+            # Memory-mapped: only the epoch is read here (Lightning loads the whole checkpoint next).
+            epoch = torch.load(last, map_location="cpu", weights_only=False, mmap=True)["epoch"]
         except Exception as error:  # killed while it was being written
             return _set_aside(last, f"it is unreadable ({error})")
         log.info("resuming from %s (after epoch %s)", last, epoch)
@@ -272,12 +273,18 @@ def checkpoint_to_resume(output_dir: Path, cfg: DictConfig) -> Path | None:
                       "(name=..., hydra.sweep.dir=...), remove it, or pass resume=false to train from scratch there")
 
 
+def _unused_name(path: Path, pattern: str) -> Path:
+    """The first ``pattern.format(n)`` (n = 1, 2, ...) beside ``path`` that does not exist yet."""
+    count = 1
+    while (candidate := path.with_name(pattern.format(count))).exists():
+        count += 1
+    return candidate
+
+
 def _set_aside(last: Path, why: str) -> None:
     """Move a checkpoint that will not be resumed out of the way (a later start must not take it for this
     run's), keeping it: ``last.not-resumed-<n>.ckpt``."""
-    count = 1
-    while (kept := last.with_name(f"last.not-resumed-{count}.ckpt")).exists():
-        count += 1
+    kept = _unused_name(last, "last.not-resumed-{}.ckpt")
     last.rename(kept)
     log.warning("%s not resumed (%s): training from scratch; it is kept as %s", last, why, kept.name)
     return None
@@ -288,9 +295,7 @@ def _keep_interrupted_csv_log(output_dir: Path) -> None:
     rows as ``csv/metrics.interrupted-<n>.csv`` (the resumed run logs the epochs from the checkpoint on)."""
     log_file = output_dir / "csv" / "metrics.csv"
     if log_file.is_file():
-        count = 1
-        while (kept := log_file.with_name(f"metrics.interrupted-{count}.csv")).exists():
-            count += 1
+        kept = _unused_name(log_file, "metrics.interrupted-{}.csv")
         log_file.rename(kept)
         log.info("the interrupted run's CSV log is kept as %s", kept)
 

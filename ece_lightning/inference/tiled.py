@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..io import atomic_write_json
 from .export import COLUMNS, GeoJsonStream, ParquetStream, empty_objects, to_list
 from .slide import ImageSource, SlideError
 from .tiling import TileGrid, tiles_with_tissue, tissue_mask
@@ -84,13 +85,15 @@ class SegmentationTiles(TilePredictor):
         super().__init__(net, multiple, **kwargs)
         if not 0.0 < threshold < 1.0:
             raise PredictError(f"segmentation.threshold={threshold} must lie in (0, 1) (foreground probability)")
-        from .postprocess import METHODS
+        import inspect
+
+        from .postprocess import METHODS, foreground_to_instances
 
         self.postprocess, self.threshold = dict(postprocess or {}), float(threshold)
-        unknown = set(self.postprocess) - {"method", "min_size", "min_distance"}
-        if unknown or self.postprocess.get("method", "components") not in METHODS:
-            raise PredictError(f"segmentation.postprocess={self.postprocess} is not valid: keys method ({', '.join(METHODS)}), "
-                               "min_size, min_distance")
+        keys = [k for k in inspect.signature(foreground_to_instances).parameters if k != "foreground"]
+        if set(self.postprocess) - set(keys) or self.postprocess.get("method", "components") not in METHODS:
+            raise PredictError(f"segmentation.postprocess={self.postprocess} is not valid: keys {', '.join(keys)}; "
+                               f"method one of {', '.join(METHODS)}")
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         logits = self.forward(tiles)
@@ -212,7 +215,7 @@ def segment_block(grid: TileGrid, block: tuple[int, int], probability: np.ndarra
     cy = np.bincount(flat, weights=rows, minlength=count + 1)[1:] / sizes + 0.5 + top
     cx = np.bincount(flat, weights=cols, minlength=count + 1)[1:] / sizes + 0.5 + left
     score = np.bincount(flat, weights=probability.ravel(), minlength=count + 1)[1:] / sizes
-    owned = (cy >= core[0]) & (cy < core[2]) & (cx >= core[1]) & (cx < core[3])
+    owned = _inside(core, cy, cx)
     slices = ndi.find_objects(instances)
     inner = (top > 0, left > 0, bottom < grid.height, right < grid.width)
     records, cut = [], 0
@@ -261,14 +264,19 @@ def detect_block(grid: TileGrid, block: tuple[int, int], boxes: np.ndarray, nms_
     kept = nms(boxes_t, torch.from_numpy(boxes[:, 4]).double(), nms_iou).numpy()
     boxes = boxes[np.sort(kept)]
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    top, left, bottom, right = grid.block_core(*block)
-    owned = (cy >= top) & (cy < bottom) & (cx >= left) & (cx < right)
+    owned = _inside(grid.block_core(*block), cy, cx)
     records = [{"x": x * downsample, "y": y * downsample, "x0": b[0] * downsample, "y0": b[1] * downsample,
                 "x1": b[2] * downsample, "y1": b[3] * downsample,
                 "area": (b[2] - b[0]) * (b[3] - b[1]) * downsample**2, "score": b[4],
                 "tile_id": grid.owner_tile(y, x), "polygon_x": [], "polygon_y": []}
                for b, x, y in zip(boxes[owned], cx[owned], cy[owned])]
     return _frame(records)
+
+
+def _inside(rect: tuple[int, int, int, int], y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Points (y, x) in the half-open rectangle (top, left, bottom, right): every point has one owner."""
+    top, left, bottom, right = rect
+    return (y >= top) & (y < bottom) & (x >= left) & (x < right)
 
 
 def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -335,7 +343,7 @@ def _file_identity(path: Path) -> dict[str, Any]:
 
 
 def _fingerprint(settings: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
@@ -370,6 +378,7 @@ def predict_slide(predictor: TilePredictor, source: ImageSource, output: str | P
                 "predictor": predictor.settings(), "polygons": options.polygons,
                 "outputs": {k: getattr(options, k) for k in ("parquet", "geojson", "geojson_gzip", "geometry",
                                                              "class_name", "colour", "probability_map")}}
+    settings = json.loads(json.dumps(settings, default=str))  # plain JSON, as run.json and summary.json keep it
     fingerprint = _fingerprint(settings)
     parts, summary_path = output / "parts", output / "summary.json"
     if options.resume:
@@ -381,8 +390,7 @@ def predict_slide(predictor: TilePredictor, source: ImageSource, output: str | P
                 if kind == "a finished" and all((output / name).is_file() for name in previous.get("outputs", [])):
                     return {**previous, "skipped": True}
                 break
-            plain = json.loads(json.dumps(settings, default=str))
-            changed = sorted(k for k in plain if previous.get("settings", {}).get(k) != plain[k])
+            changed = sorted(k for k in settings if previous.get("settings", {}).get(k) != settings[k])
             raise PredictError(f"output={output} holds {kind} prediction with other settings (differs in: "
                                f"{', '.join(changed) or 'version'}); choose another output folder or pass "
                                "resume=false to replace it")
@@ -393,9 +401,7 @@ def predict_slide(predictor: TilePredictor, source: ImageSource, output: str | P
     state_path = parts / "run.json"
     for sub in ("tiles", "blocks", "probability"):
         (parts / sub).mkdir(parents=True, exist_ok=True)
-    state_partial = parts / "run.json.partial"
-    state_partial.write_text(json.dumps({"fingerprint": fingerprint, "settings": settings}, indent=1, default=str))
-    os.replace(state_partial, state_path)
+    atomic_write_json(state_path, {"fingerprint": fingerprint, "settings": settings})
 
     keep = np.ones((grid.rows, grid.cols), bool)
     if tissue:
@@ -488,9 +494,10 @@ def _core_boxes(grid: TileGrid, row: int, col: int, boxes: np.ndarray) -> np.nda
     boxes[:, [0, 2]] += origin_x
     boxes[:, [1, 3]] += origin_y
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    step = grid.step
-    inside = (cy >= row * step) & (cy < (row + 1) * step) & (cx >= col * step) & (cx < (col + 1) * step)
-    inside &= (cy < grid.height) & (cx < grid.width)  # the last cores reach past the image: no boxes from padding
+    # The core, clipped to the image: the last cores reach past it, and padding holds no boxes.
+    core = (row * grid.step, col * grid.step, min((row + 1) * grid.step, grid.height),
+            min((col + 1) * grid.step, grid.width))
+    inside = _inside(core, cy, cx)
     # Clip to the image so a box never leaves it.
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, grid.width)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, grid.height)
@@ -520,11 +527,10 @@ def _stitch_block(predictor: TilePredictor, grid: TileGrid, block: tuple[int, in
             _save_atomic(probability_path(*block), np.round(core * 255).astype(np.uint8))
         return segment_block(grid, block, probability, predictor.threshold, predictor.postprocess, downsample,
                              polygons=options.polygons)
-    top, left, bottom, right = region
     boxes = [b for t in grid.tiles_over(*region) if (b := load(*t)) is not None and len(b)]
     boxes = np.concatenate(boxes) if boxes else np.zeros((0, 5), np.float32)
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    boxes = boxes[(cy >= top) & (cy < bottom) & (cx >= left) & (cx < right)]
+    boxes = boxes[_inside(region, cy, cx)]
     return detect_block(grid, block, boxes, predictor.nms_iou, downsample), 0
 
 
@@ -535,7 +541,6 @@ def _write_block(path: Path, frame: pd.DataFrame, cut: int) -> None:
     from .export import parquet_schema
 
     schema = parquet_schema().with_metadata({"cut": str(cut)})
-    frame = frame.assign(**{"class": ""}) if len(frame) else empty_objects()
     table = pa.Table.from_pandas(frame[list(schema.names)], schema=schema, preserve_index=False)
     partial = path.with_name(path.name + ".partial")
     pq.write_table(table, partial)
@@ -600,11 +605,9 @@ def _finish(grid: TileGrid, source: ImageSource, predictor: TilePredictor, outpu
         "device": str(predictor.device), "precision": predictor.precision,
         "outputs": sorted({p.name for p in output.iterdir() if p.is_file() and not p.name.endswith(".partial")}
                           | {"summary.json"}),
-        "settings": json.loads(json.dumps(settings, default=str)),
+        "settings": settings,
     }
-    partial = output / "summary.json.partial"
-    partial.write_text(json.dumps(summary, indent=1))
-    os.replace(partial, output / "summary.json")
+    atomic_write_json(output / "summary.json", summary)
     return summary
 
 
