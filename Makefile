@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install install-dev demo test test-notebooks test-full lint clean
+.PHONY: install install-dev demo test test-notebooks test-full bench gpu-checks lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,17 @@ test-notebooks: $(VENV)/.installed-dev
 test-full: $(VENV)/.installed-dev
 	$(BIN)/pytest -m "slow or not slow"
 	$(MAKE) --no-print-directory test-notebooks
+
+# The CPU benchmarks (ratios measured in one process; about 10 minutes on 2 cores).
+bench: $(VENV)/.installed-runtime
+	$(BIN)/ece-bench loss
+	$(BIN)/ece-bench metrics
+	$(BIN)/ece-bench data
+	$(BIN)/ece-bench train
+
+# Every GPU check of the speed and sweep work in one go, on a machine with a CUDA GPU (see the script).
+gpu-checks: $(VENV)/.installed-runtime
+	bash experiments/gpu_checks.sh
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check ece_lightning tests

@@ -42,11 +42,28 @@ def requested_devices(trainer: DictConfig | dict[str, Any]) -> int | None:
     return None if devices == -1 else int(devices)
 
 
+def visible_devices(trainer: DictConfig | dict[str, Any]) -> int | None:
+    """How many devices "all available" (``trainer.devices`` auto or -1) means here: the CUDA devices this
+    process sees for a GPU (or auto) accelerator; 1 for ``devices=auto`` on the CPU (Lightning's choice);
+    None when it cannot tell (e.g. -1 on the CPU, which Lightning refuses itself)."""
+    import torch
+
+    accelerator = str(trainer.get("accelerator", "auto"))
+    devices = str(trainer.get("devices", 1)).strip()
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    if devices == "auto" and accelerator in ("cpu", "auto"):
+        return 1
+    return None
+
+
 def check_launch(trainer: DictConfig, multirun: bool, launcher_target: str | None) -> None:
     """ConfigError for a Hydra multirun whose jobs would start DDP by re-launching the command."""
     if not multirun:
         return
     devices = requested_devices(trainer)
+    if devices is None:  # "all available" is one device on a one-GPU (or CPU-only) machine
+        devices = visible_devices(trainer)
     strategy = str(trainer.get("strategy", "auto"))
     if (devices is not None and devices <= 1) or _spawns(strategy):
         return

@@ -3,8 +3,9 @@
     ece-bench loss [--shape N C H W] [--device cpu|cuda|all] [--repeats R]
     ece-bench data [--dataset synthetic|cpm15] [--size 512] [--batches 8]
     ece-bench metrics [--repeats 5] [--validation synthetic cpm15]
-    ece-bench train [--size 128] [--batch-size 8] [--width 16] [--loss ece] [--steps 20] [--repeats 3]
-                    [--precision 32|bf16-mixed] [--channels-last] [--compile]
+    ece-bench train [--size 128] [--batch-size 8] [--width 16] [--loss ece] [--steps 20] [--repeats 8]
+                    [--precision 32|bf16-mixed] [--channels-last] [--compile] [--device cpu|cuda]
+                    [--workers 0] [--augment none|paper]
     ece-bench predict [--sizes 4096 16384] [--model threshold|unet] [--width 16] [--device cpu|cuda]
                       [--precision 32|bf16] [--tile 512] [--batch-size 8]
 """
@@ -56,27 +57,31 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..bench.train import TrainBenchSetup, bench_train
+    from ..bench.train import BARE, DYNAMICS, LIGHTNING, RESIDENT, TrainBenchSetup, bench_train
 
     try:
         setup = TrainBenchSetup(size=args.size, batch_size=args.batch_size, base_channels=args.width,
                                 depth=args.depth, loss=args.loss, steps=args.steps, warmup=args.warmup,
-                                precision=args.precision, channels_last=args.channels_last, compile=args.compile)
+                                precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+                                device=args.device, workers=args.workers, augment=args.augment)
     except ValueError as error:
         print(f"ece-bench: error: {error}", file=sys.stderr)
         return 2
-    rows = bench_train(setup, repeats=args.repeats)
-    print("| variant | step median (ms) | ratio to the bare loop |")
-    print("|---|---|---|")
-    for row in rows:
-        print(f"| {row.name} | {row.step_ms:.1f} | {row.ratio_to_bare:.3f} |")
-    with_dynamics, without = rows[2].step_ms, rows[1].step_ms
-    print(f"LossDynamics overhead: {with_dynamics / without:.3f}x the Lightning step")
+    rows = {row.name: row for row in bench_train(setup, repeats=args.repeats)}
+    print("| variant | step median (ms) | img/s | ratio to the bare loop |")
+    print("|---|---|---|---|")
+    for row in rows.values():
+        print(f"| {row.name} | {row.step_ms:.1f} | {row.images_per_s:.1f} | {row.ratio_to_bare:.3f} |")
+    print(f"LossDynamics overhead: {rows[DYNAMICS].step_ms / rows[LIGHTNING].step_ms:.3f}x the Lightning step")
+    print(f"End to end: the Lightning step runs at {rows[RESIDENT].step_ms / rows[LIGHTNING].step_ms:.1%} of the "
+          f"resident-batch ceiling ({rows[RESIDENT].step_ms / rows[BARE].step_ms:.1%} for the bare loop with loading)")
+    where = torch.cuda.get_device_name() if setup.device == "cuda" else "CPU"
+    loading = f"{setup.workers} loader processes" if setup.workers else "data in the main process"
     print(f"(U-Net width {setup.base_channels} depth {setup.depth}, batch {setup.batch_size}x3x{setup.size}x{setup.size}, "
           f"loss {setup.loss}, precision {setup.precision}, channels_last {setup.channels_last}, "
-          f"compile {setup.compile}, CPU, synthetic data in the main process; {setup.steps} timed steps after "
-          f"{setup.warmup}, median of {args.repeats} interleaved rounds; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads)")
+          f"compile {setup.compile}, {where}, synthetic data, augment {setup.augment}, {loading}; {setup.steps} "
+          f"timed steps after {setup.warmup}, median of {args.repeats} rounds in rotated order; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads)")
     return 0
 
 
@@ -147,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics.add_argument("--validation", nargs="*", choices=["synthetic", "cpm15"], default=["synthetic", "cpm15"],
                          help="datasets whose validation-metric share of a training epoch is measured (none: skip)")
     metrics.set_defaults(run=_metrics)
-    train = commands.add_parser("train", help="Lightning training step vs a bare PyTorch loop (and LossDynamics' cost)")
+    train = commands.add_parser("train", help="Lightning training step vs a bare PyTorch loop and its resident-batch "
+                                              "ceiling (and LossDynamics' cost)")
     train.add_argument("--size", type=int, default=128, help="image side")
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--width", type=int, default=16, help="U-Net base channels")
@@ -155,10 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--loss", default="ece", help="registry loss")
     train.add_argument("--steps", type=int, default=20, help="timed steps per round")
     train.add_argument("--warmup", type=int, default=4, help="untimed steps first")
-    train.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
+    train.add_argument("--repeats", type=int, default=8,
+                       help="rounds, each starting one variant later (median; 3 rounds scattered ratios by 10%%)")
     train.add_argument("--precision", default="32", help="32 or bf16-mixed (autocast in the bare loop)")
     train.add_argument("--channels-last", action="store_true", help="NHWC network and inputs in every variant")
     train.add_argument("--compile", action="store_true", help="torch.compile the network in every variant")
+    train.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    train.add_argument("--workers", type=int, default=0, help="loader processes (0: data in the main process)")
+    train.add_argument("--augment", choices=["none", "paper"], default="none", help="training augmentation pipeline")
     train.set_defaults(run=_train)
     predict = commands.add_parser("predict", help="tiled prediction: MP/s and peak memory as the image grows")
     predict.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384], help="square image sides")

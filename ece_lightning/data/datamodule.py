@@ -122,7 +122,12 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         sampler = None
-        if shuffle:
+        world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
+        if split != "train" and world > 1:
+            from .samplers import EvaluationShard
+
+            sampler = EvaluationShard(self.datasets[split], world, self.trainer.global_rank)
+        elif shuffle:
             from .samplers import EpochShuffle
 
             trainer = self.trainer

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .samplers import EpochItem, enter_epoch
+
 # H&E background is white: pad images with white and instance maps with 0 (unannotated).
 _IMAGE_PAD = 255
 
@@ -105,7 +107,10 @@ class InstanceMapDataset(Dataset):
             ids = _pad_to(self.images[index], ids, self.crop_size)[1][window]
         return index, image[window], instances[window], ids
 
-    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, item: int | EpochItem) -> dict[str, torch.Tensor]:
+        if isinstance(item, EpochItem):  # from EpochShuffle: loader workers seed themselves per epoch
+            enter_epoch(item.epoch_seed)
+            item = item.index
         index, image, instances, local_ids = self._sample(item)
         image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
         instances_t = torch.from_numpy(np.ascontiguousarray(instances))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 
 def relabel_sequential(instances: np.ndarray) -> np.ndarray:
@@ -20,3 +21,82 @@ def relabel_sequential(instances: np.ndarray) -> np.ndarray:
     if labels.size and labels[0] != 0:
         inverse = inverse + 1
     return inverse.reshape(instances.shape).astype(np.int32)
+
+
+def component_peaks(image: np.ndarray, labels: np.ndarray, min_distance: int) -> np.ndarray:
+    """(K, 2) int64 (row, col) of the local maxima of ``image`` within each labelled component: the
+    watershed markers of the post-processing and of the detection targets.
+
+    The same peaks, in the same order, as scikit-image's
+    ``peak_local_max(image, min_distance, labels=labels, exclude_border=False)`` (tested), without its
+    Python loop, maximum filter and KD-tree per component (4x less time on CPM-15 tiles): a pixel is a
+    candidate when it is the maximum of its own component's pixels in the (2 min_distance + 1)^2 square
+    around it and above the image's minimum; a component whose every pixel is such a maximum (flat)
+    offers its isolated pixels instead; within a component, candidates go from the highest value down
+    (raster order among equals) and one closer than ``min_distance`` (Chebyshev) to a kept one is
+    dropped. Components are listed in label order.
+
+    Args:
+        image: (H, W) real map, e.g. the Euclidean distance transform of the foreground.
+        labels: (H, W) non-negative integer components (0 = none).
+        min_distance: peak separation in pixels, >= 1.
+    """
+    image = np.asarray(image)
+    labels = np.asarray(labels)
+    if image.ndim != 2 or image.shape != labels.shape:
+        raise ValueError(f"image {image.shape} and labels {labels.shape} must be 2-D arrays of one shape")
+    if int(min_distance) < 1:
+        raise ValueError(f"min_distance={min_distance} must be >= 1 pixel")
+    inside = labels > 0
+    if not inside.any():
+        return np.zeros((0, 2), np.int64)
+    size = 2 * int(min_distance) + 1
+    lowest = -np.inf
+    masked = np.where(inside, image.astype(np.float64), lowest)
+    window_max = ndi.maximum_filter(masked, size=size, mode="nearest")
+    # Where a window holds one component only, the maximum over all components is that component's.
+    # The others (components closer than min_distance) get a filter of their own component.
+    highest = ndi.maximum_filter(labels, size=size, mode="nearest")
+    lowest_label = ndi.minimum_filter(np.where(inside, labels, labels.max()), size=size, mode="nearest")
+    shared_labels = np.unique(labels[inside & (highest != lowest_label)])
+    objects = ndi.find_objects(labels) if len(shared_labels) else None
+    for label in shared_labels:
+        roi = objects[label - 1]
+        own = labels[roi] == label
+        own_max = ndi.maximum_filter(np.where(own, masked[roi], lowest), size=size, mode="nearest")
+        window_max[roi] = np.where(own, own_max, window_max[roi])
+    maxima = inside & (masked == window_max)
+    sizes = np.bincount(labels.ravel())
+    flat = np.flatnonzero((np.bincount(labels[maxima], minlength=len(sizes)) == sizes) & (sizes > 0))
+    flat = flat[flat > 0]
+    if len(flat):
+        objects = objects if objects is not None else ndi.find_objects(labels)
+        for label in flat:
+            roi = objects[label - 1]
+            own = labels[roi] == label
+            maxima[roi] = np.where(own, own ^ ndi.binary_opening(own), maxima[roi])
+    rows, cols = np.nonzero(maxima & (image > image.min()))
+    owner = labels[rows, cols]
+    order = np.lexsort((-image[rows, cols], owner))  # stable: raster order among equal values
+    rows, cols, owner = rows[order], cols[order], owner[order]
+    if min_distance > 1 and len(rows):
+        keep = _greedy_spacing(rows, cols, owner, int(min_distance))
+        rows, cols = rows[keep], cols[keep]
+    return np.stack([rows, cols], axis=1).astype(np.int64)
+
+
+def _greedy_spacing(rows: np.ndarray, cols: np.ndarray, owner: np.ndarray, spacing: int) -> np.ndarray:
+    """Keep-mask of points taken in the given order within each owner: a point closer than ``spacing``
+    (Chebyshev) to an earlier kept point of its owner is dropped."""
+    keep = np.ones(len(rows), bool)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    ends = np.r_[starts[1:], len(rows)]
+    several = ends - starts > 1
+    for start, end in zip(starts[several], ends[several]):
+        r, c = rows[start:end], cols[start:end]
+        near = np.maximum(np.abs(r[:, None] - r[None, :]), np.abs(c[:, None] - c[None, :])) < spacing
+        group = keep[start:end]  # a view: updates land in keep
+        for i in range(end - start):
+            if group[i]:
+                group[i + 1:] &= ~near[i, i + 1:]
+    return keep

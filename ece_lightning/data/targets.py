@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+from .instances import component_peaks
+
 
 def watershed_split(foreground: np.ndarray, cell_size: int) -> np.ndarray:
     """Instance map (int32, 0 = background) from a foreground-only mask by marker watershed.
@@ -22,7 +24,6 @@ def watershed_split(foreground: np.ndarray, cell_size: int) -> np.ndarray:
         foreground: 2-D mask; any non-zero value is foreground.
         cell_size: typical cell diameter in pixels (paper: 25 for TNBC, 70 for WBC-NuClick), >= 1.
     """
-    from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
     if int(cell_size) < 1:
@@ -34,7 +35,7 @@ def watershed_split(foreground: np.ndarray, cell_size: int) -> np.ndarray:
         return np.zeros(mask.shape, np.int32)
     distance = ndi.distance_transform_edt(mask)
     components, count = ndi.label(mask)
-    peaks = peak_local_max(distance, min_distance=max(1, int(cell_size) - 1), labels=components, exclude_border=False)
+    peaks = component_peaks(distance, components, max(1, int(cell_size) - 1))
     markers = np.zeros(mask.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
     covered = np.zeros(count + 1, bool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..data.instances import relabel_sequential
+from ..data.instances import component_peaks, relabel_sequential
 
 METHODS = ("components", "watershed")
 
@@ -28,13 +28,11 @@ def foreground_to_instances(
     if method == "components":
         instances, _ = ndi.label(foreground)
     else:
-        from skimage.feature import peak_local_max
         from skimage.segmentation import watershed
 
         distance = ndi.distance_transform_edt(foreground)
         components, _ = ndi.label(foreground)
-        peaks = peak_local_max(distance, min_distance=max(1, int(min_distance)), labels=components,
-                               exclude_border=False)
+        peaks = component_peaks(distance, components, max(1, int(min_distance)))
         markers = np.zeros(foreground.shape, dtype=np.int32)
         markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
         instances = watershed(-distance, markers, mask=foreground)

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics import MetricCollection
 
+from ..metrics import WeightedMean
 from .pixel_state import allocate_pixel_state
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -39,6 +40,10 @@ class TaskModule(pl.LightningModule):
     def init_metrics(self) -> None:
         self.val_metrics = self.make_metrics("val/")
         self.test_metrics = self.make_metrics("test/")
+        # The evaluation loss as a metric of sums, not a logged value: exact under DDP when processes evaluate
+        # different numbers of samples (data.samplers.EvaluationShard); see WeightedMean.
+        self.val_loss = WeightedMean()
+        self.test_loss = WeightedMean()
 
     def make_metrics(self, prefix: str) -> MetricCollection:
         raise NotImplementedError
@@ -81,24 +86,29 @@ class TaskModule(pl.LightningModule):
         self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, prefix: str) -> None:
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, loss: WeightedMean) -> None:
         outputs = self(batch["image"])
-        self.log(f"{prefix}/loss", self.evaluation_loss(outputs, batch), batch_size=len(batch["image"]), sync_dist=True)
+        loss.update(self.evaluation_loss(outputs, batch), weight=len(batch["image"]))
         self.update_metrics(metrics, outputs, batch["instances"])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val")
+        self._evaluate(batch, self.val_metrics, self.val_loss)
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)  # computed over every rank already
+        # Both computed over every rank already (sums of counts); sync_dist only averages equal values.
+        self.log_dict({**self.val_metrics.compute(), "val/loss": self.val_loss.compute()}, prog_bar=True,
+                      sync_dist=True)
         self.val_metrics.reset()
+        self.val_loss.reset()
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, "test")
+        self._evaluate(batch, self.test_metrics, self.test_loss)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_results(self.test_metrics.compute()), sync_dist=True)
+        self.log_dict({**self.test_results(self.test_metrics.compute()), "test/loss": self.test_loss.compute()},
+                      sync_dist=True)
         self.test_metrics.reset()
+        self.test_loss.reset()
 
     def predict_images(self, batch: dict[str, torch.Tensor], max_images: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``max_images`` images of ``batch`` on the module's device and their outputs, computed in

