@@ -76,6 +76,12 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _use_cudnn_autotuner(device: str) -> None:
+    """As ``trainer=gpu`` (``benchmark: true``), so the bare loops pick the same convolution kernels."""
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def _module_and_data(setup: TrainBenchSetup):
     from ..data.datamodule import SegmentationDataModule
     from ..modules import SegmentationModule
@@ -102,6 +108,7 @@ def _module_and_data(setup: TrainBenchSetup):
 
 def _bare_steps(setup: TrainBenchSetup, batches) -> float:
     module, _ = _module_and_data(setup)
+    _use_cudnn_autotuner(setup.device)
     module.to(setup.device).train()
     criterion = module.criterion
     optimizer = torch.optim.Adam(module.net.parameters(), lr=1e-3)
@@ -172,7 +179,8 @@ def lightning_step_s(setup: TrainBenchSetup, loss_dynamics: bool = False) -> flo
     clock = _StepClock(setup.warmup, setup.device)
     with tempfile.TemporaryDirectory() as folder:
         callbacks = [ECEAnnealing(), clock] + ([LossDynamics(path=f"{folder}/dynamics.csv")] if loss_dynamics else [])
-        trainer = pl.Trainer(max_epochs=1, accelerator="gpu" if setup.device == "cuda" else "cpu", devices=1,
+        cuda = setup.device == "cuda"
+        trainer = pl.Trainer(max_epochs=1, accelerator="gpu" if cuda else "cpu", devices=1, benchmark=cuda or None,
                              precision=setup.precision, logger=pl.loggers.CSVLogger(folder), log_every_n_steps=5,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                              limit_val_batches=0, num_sanity_val_steps=0, callbacks=callbacks,

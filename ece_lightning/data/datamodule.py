@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -123,10 +124,15 @@ class SegmentationDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         sampler = None
         world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
-        if split != "train" and world > 1:
+        if split != "train" and world > 1 and len(self.datasets[split]) >= world:
             from .samplers import EvaluationShard
 
             sampler = EvaluationShard(self.datasets[split], world, self.trainer.global_rank)
+        elif split != "train" and world > 1:
+            # A process without a single item would stop alone (Lightning refuses an empty loader on that
+            # rank) while the others wait for it: keep Lightning's padding, which repeats items instead.
+            warnings.warn(f"the {split} split has {len(self.datasets[split])} items for {world} processes: some are "
+                          f"evaluated twice (Lightning pads the split), so its metrics weigh them double", stacklevel=2)
         elif shuffle:
             from .samplers import EpochShuffle
 

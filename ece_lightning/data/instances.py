@@ -29,7 +29,7 @@ def component_peaks(image: np.ndarray, labels: np.ndarray, min_distance: int) ->
 
     The same peaks, in the same order, as scikit-image's
     ``peak_local_max(image, min_distance, labels=labels, exclude_border=False)`` (tested), without its
-    Python loop, maximum filter and KD-tree per component (4x less time on CPM-15 tiles): a pixel is a
+    Python loop, maximum filter and KD-tree per component (about half the time on CPM-15 tiles): a pixel is a
     candidate when it is the maximum of its own component's pixels in the (2 min_distance + 1)^2 square
     around it and above the image's minimum; a component whose every pixel is such a maximum (flat)
     offers its isolated pixels instead; within a component, candidates go from the highest value down
@@ -85,6 +85,10 @@ def component_peaks(image: np.ndarray, labels: np.ndarray, min_distance: int) ->
     return np.stack([rows, cols], axis=1).astype(np.int64)
 
 
+#: above this many candidates in one component, neighbours come from a KD-tree instead of a dense n x n matrix
+_DENSE_SPACING_LIMIT = 512
+
+
 def _greedy_spacing(rows: np.ndarray, cols: np.ndarray, owner: np.ndarray, spacing: int) -> np.ndarray:
     """Keep-mask of points taken in the given order within each owner: a point closer than ``spacing``
     (Chebyshev) to an earlier kept point of its owner is dropped."""
@@ -93,10 +97,21 @@ def _greedy_spacing(rows: np.ndarray, cols: np.ndarray, owner: np.ndarray, spaci
     ends = np.r_[starts[1:], len(rows)]
     several = ends - starts > 1
     for start, end in zip(starts[several], ends[several]):
-        r, c = rows[start:end], cols[start:end]
-        near = np.maximum(np.abs(r[:, None] - r[None, :]), np.abs(c[:, None] - c[None, :])) < spacing
         group = keep[start:end]  # a view: updates land in keep
-        for i in range(end - start):
+        r, c = rows[start:end], cols[start:end]
+        if end - start <= _DENSE_SPACING_LIMIT:
+            near = np.maximum(np.abs(r[:, None] - r[None, :]), np.abs(c[:, None] - c[None, :])) < spacing
+            for i in range(end - start):
+                if group[i]:
+                    group[i + 1:] &= ~near[i, i + 1:]
+            continue
+        from scipy.spatial import cKDTree
+
+        # Integer coordinates: Chebyshev distance < spacing <=> <= spacing - 0.5.
+        neighbours = cKDTree(np.stack([r, c], axis=1)).query_ball_point(np.stack([r, c], axis=1), spacing - 0.5,
+                                                                         p=np.inf)
+        for i, near_i in enumerate(neighbours):
             if group[i]:
-                group[i + 1:] &= ~near[i, i + 1:]
+                near_i = np.asarray(near_i, dtype=np.int64)
+                group[near_i[near_i > i]] = False
     return keep

@@ -19,6 +19,21 @@ def epoch_seed(seed: int, epoch: int) -> int:
                .astype(np.uint64).dot([1 << 31, 1]))
 
 
+def _mixed_seed(*words: int) -> int:
+    """A 63-bit seed from non-negative integers (each split into 32-bit words)."""
+    state = np.random.SeedSequence([part for word in words for part in (word & 0xFFFFFFFF, word >> 32)])
+    return int(state.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _rank_seed(seed: int) -> int:
+    """The seed of this process's draws: ``seed`` itself in a single process and on rank 0, another one on
+    each other rank of a distributed run, so the ranks do not repeat each other's crops and augmentation."""
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return seed if rank == 0 else _mixed_seed(seed, rank, 0xD15C)
+
+
 def _seed_generators(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -26,7 +41,8 @@ def _seed_generators(seed: int) -> None:
 
 
 class EpochItem(NamedTuple):
-    """What ``EpochShuffle`` yields: the dataset item and the seed of its epoch (see ``enter_epoch``)."""
+    """What ``EpochShuffle`` yields: the dataset item and the seed of its epoch's draws in this process
+    (see ``enter_epoch``)."""
 
     index: int
     epoch_seed: int
@@ -48,8 +64,7 @@ def enter_epoch(epoch_seed: int) -> None:
     if worker is None or _worker_epoch_seed == epoch_seed:
         return
     _worker_epoch_seed = epoch_seed
-    _seed_generators(int(np.random.SeedSequence([epoch_seed & 0xFFFFFFFF, epoch_seed >> 32, worker.id, 0x30BE])
-                         .generate_state(2, np.uint32).astype(np.uint64).dot([1 << 31, 1])))
+    _seed_generators(_mixed_seed(epoch_seed, worker.id, 0x30BE))
 
 
 class EpochShuffle(Sampler[EpochItem]):
@@ -57,7 +72,9 @@ class EpochShuffle(Sampler[EpochItem]):
     starts, the process's torch, numpy and ``random`` generators are seeded from ``(seed, epoch)`` as well, so
     the per-item draws that follow in the loading process (random crops, augmentation) and the training steps
     of the epoch do not depend on what ran before the epoch (e.g. in the process a run was resumed in). It
-    yields ``EpochItem(index, epoch_seed)``, from which loader workers seed themselves (``enter_epoch``).
+    yields ``EpochItem(index, epoch_seed)``, from which loader workers seed themselves (``enter_epoch``). In a
+    distributed run the order is the same on every rank (Lightning's wrapper splits it) and the draws' seed
+    differs per rank (rank 0 keeps the single-process one).
 
     Args:
         size: number of items.
@@ -79,10 +96,12 @@ class EpochShuffle(Sampler[EpochItem]):
     def __iter__(self) -> Iterator[EpochItem]:
         epoch = self.current_epoch() if self.current_epoch is not None else self.epoch
         seed = epoch_seed(self.seed, epoch)
-        _seed_generators(seed)
+        draws = _rank_seed(seed)
+        _seed_generators(draws)
+        # The order is the same on every rank: Lightning's distributed wrapper splits it between them.
         order = torch.randperm(self.size, generator=torch.Generator().manual_seed(seed)).tolist()
         for index in order:
-            yield EpochItem(index, seed)
+            yield EpochItem(index, draws)
 
 
 class EvaluationShard(DistributedSampler):

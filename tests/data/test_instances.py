@@ -107,3 +107,26 @@ def test_component_peaks_float32_map_and_errors():
         component_peaks(image, labels, 0)
     with pytest.raises(ValueError, match="one shape"):
         component_peaks(image, labels[:5], 2)
+
+
+@pytest.mark.parametrize("min_distance", [2, 6])
+def test_component_peaks_equal_skimage_with_thousands_of_candidates_in_one_component(min_distance):
+    """Lattices and bands: one component with more candidates than the dense spacing matrix is used for
+    (the KD-tree path) still gives skimage's peaks in order."""
+    from scipy import ndimage as ndi
+
+    from ece_lightning.data import instances
+    from ece_lightning.data.instances import component_peaks
+
+    lattice = np.zeros((160, 160), bool)
+    lattice[:, ::3] = True
+    lattice[::2, :] = True
+    y, x = np.mgrid[:512, :512]
+    bands = np.sin(x / 9.0 + y / 23.0) > 0.3
+    for mask in (lattice, bands):
+        distance = ndi.distance_transform_edt(mask)
+        components, _ = ndi.label(mask)
+        found = component_peaks(distance, components, min_distance)
+        np.testing.assert_array_equal(found, _skimage_peaks(distance, components, min_distance))
+    assert len(component_peaks(*[ndi.distance_transform_edt(lattice), ndi.label(lattice)[0]], 2)) > \
+        instances._DENSE_SPACING_LIMIT

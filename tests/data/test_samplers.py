@@ -56,7 +56,7 @@ def _datamodule(workers, persistent):
                "rotate90": {"p": 0.5}, "hflip": {"p": 0.5}, "vflip": {"p": 0.5}, "transpose": {"p": 0.5},
                "stain": {"p": 0.5, "sigma": 0.05, "bias": 0.05}}
     datamodule = SegmentationDataModule(source="synthetic", sparsity=0.5, batch_size=2, num_workers=workers,
-                                        persistent_workers=persistent, num_train=4, num_val=1, num_test=1,
+                                        persistent_workers=persistent, num_train=4, num_val=3, num_test=1,
                                         image_size=48, crop_size=32, crops_per_epoch=8, augment=augment,
                                         loader_seed=7)
     datamodule.setup("fit")
@@ -100,5 +100,25 @@ def test_validation_loader_under_ddp_uses_shards():
     datamodule = _datamodule(0, False)
     datamodule.trainer = SimpleNamespace(world_size=2, global_rank=1)
     sampler = datamodule.val_dataloader().sampler
-    assert isinstance(sampler, EvaluationShard) and list(sampler) == list(range(1, len(datamodule.datasets["val"]), 2))
+    assert isinstance(sampler, EvaluationShard) and list(sampler) == [1]  # of 3 images: 0 and 2 on rank 0
     assert not isinstance(datamodule.train_dataloader().sampler, EvaluationShard)
+    # Fewer items than processes: no process may go without any (it would stop alone); Lightning's padding stays.
+    datamodule.batch_size = 4
+    datamodule.trainer = SimpleNamespace(world_size=4, global_rank=0)  # 3 images
+    with pytest.warns(UserWarning, match="evaluated twice"):
+        assert not isinstance(datamodule.val_dataloader().sampler, EvaluationShard)
+
+
+def test_ranks_share_the_order_but_not_the_draws(monkeypatch):
+    import torch.distributed as dist
+
+    single = list(EpochShuffle(20, seed=4, current_epoch=lambda: 2))
+    draws = {}
+    for rank in (0, 1, 2):
+        monkeypatch.setattr(dist, "is_initialized", lambda: True)
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        items = list(EpochShuffle(20, seed=4, current_epoch=lambda: 2))
+        assert [item.index for item in items] == [item.index for item in single]  # one order to split
+        draws[rank] = (items[0].epoch_seed, torch.rand(2).tolist())
+    assert draws[0][0] == single[0].epoch_seed  # rank 0 draws as a single process does
+    assert len({seed for seed, _ in draws.values()}) == 3 and draws[1][1] != draws[2][1]
