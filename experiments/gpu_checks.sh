@@ -70,7 +70,7 @@ if wanted 3; then
     FAILED+=(3); echo "FAILED:"; tail -15 "$OUT/3.log"
   fi
 fi
-if wanted 4; then
+if wanted 4 || wanted 4a || wanted 4b; then
   if (( GPUS >= 2 )); then
     check 4a "trainer=ddp on 2 GPUs" "$BIN/ece-train" trainer=ddp trainer.devices=2 "${TINY[@]}" trainer.max_epochs=3 \
       logger=none hydra.run.dir="$OUT/ddp"
@@ -83,7 +83,9 @@ fi
 if wanted 5 && [[ "${LONG:-0}" == 1 ]]; then
   check 5 "paper_segmentation on CPM-15, CE/ECE x 0.3/1.0, 300 epochs" "$BIN/ece-train" -m \
     experiment=paper_segmentation dataset=cpm15 loss=ce,ece sparsity=0.3,1.0 logger=csv hydra.sweep.dir="$OUT/paper_cpm15"
-  "$BIN/ece-report" "$OUT/paper_cpm15" || FAILED+=(5)
+  if [[ " ${FAILED[*]} " != *" 5 "* ]]; then
+    check 5r "its table" "$BIN/ece-report" "$OUT/paper_cpm15"
+  fi
 fi
 
 if (( ${#FAILED[@]} )); then

@@ -26,7 +26,7 @@ def demo_dice(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_sweep_shows_the_sparse_shot_problem(demo_dice):
-    assert demo_dice[("ce", 1.0)] > 0.65  # measured 0.688 (seed 0); 0.882 and 0.855 with seeds 1 and 2
+    assert demo_dice[("ce", 1.0)] > 0.6  # measured 0.688 (seed 0); 0.882 and 0.855 with seeds 1 and 2
     assert demo_dice[("ce", 0.3)] < demo_dice[("ce", 1.0)] - 0.2
     assert demo_dice[("ece", 0.3)] >= demo_dice[("ce", 0.3)] + 0.2  # ECE recovers what sparse labels cost CE
 
