@@ -106,8 +106,7 @@ def _module_and_data(setup: TrainBenchSetup):
     return module, datamodule
 
 
-def _bare_steps(setup: TrainBenchSetup, batches) -> float:
-    module, _ = _module_and_data(setup)
+def _bare_steps(setup: TrainBenchSetup, module, batches) -> float:
     _use_cudnn_autotuner(setup.device)
     module.to(setup.device).train()
     criterion = module.criterion
@@ -135,16 +134,16 @@ def bare_loop_step_s(setup: TrainBenchSetup) -> float:
     """Seconds per step of a plain loop: next batch from the same loader, to the device, forward (the
     module's network, compiled and channels-last as set up, under bf16 autocast for bf16-mixed), loss,
     backward, Adam step."""
-    _, datamodule = _module_and_data(setup)
-    return _bare_steps(setup, datamodule.train_dataloader())
+    module, datamodule = _module_and_data(setup)
+    return _bare_steps(setup, module, datamodule.train_dataloader())
 
 
 def resident_loop_step_s(setup: TrainBenchSetup) -> float:
     """The bare loop on one batch that stays on the device: no data loading at all (the ceiling)."""
-    _, datamodule = _module_and_data(setup)
+    module, datamodule = _module_and_data(setup)
     batch = next(iter(datamodule.train_dataloader()))
     batch = {key: batch[key].to(setup.device) for key in ("image", "target")}
-    return _bare_steps(setup, [batch] * (setup.warmup + setup.steps))
+    return _bare_steps(setup, module, [batch] * (setup.warmup + setup.steps))
 
 
 def _check_steps(batches: int, setup: TrainBenchSetup) -> None:

@@ -113,9 +113,13 @@ class SegmentationDataModule(pl.LightningDataModule):
 
         return build_train_transform(self.crop_size, self.augment, stain=self.stain_augmentation)
 
+    def _world_size(self) -> int:
+        """The trainer's number of processes (1 without a trainer)."""
+        return getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
+
     def per_device_batch_size(self) -> int:
         """``batch_size`` is the global batch: each of the trainer's processes loads its share."""
-        world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
+        world = self._world_size()
         if self.batch_size % world:
             raise ValueError(f"dataset.batch_size={self.batch_size} is the global batch and must divide evenly over "
                              f"the {world} devices (processes); use a multiple of {world}")
@@ -123,16 +127,18 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         sampler = None
-        world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
-        if split != "train" and world > 1 and len(self.datasets[split]) >= world:
-            from .samplers import EvaluationShard
+        world = self._world_size()
+        if split != "train" and world > 1:
+            if len(self.datasets[split]) >= world:
+                from .samplers import EvaluationShard
 
-            sampler = EvaluationShard(self.datasets[split], world, self.trainer.global_rank)
-        elif split != "train" and world > 1:
-            # A process without a single item would stop alone (Lightning refuses an empty loader on that
-            # rank) while the others wait for it: keep Lightning's padding, which repeats items instead.
-            warnings.warn(f"the {split} split has {len(self.datasets[split])} items for {world} processes: some are "
-                          f"evaluated twice (Lightning pads the split), so its metrics weigh them double", stacklevel=2)
+                sampler = EvaluationShard(self.datasets[split], world, self.trainer.global_rank)
+            else:
+                # A process without a single item would stop alone (Lightning refuses an empty loader on that
+                # rank) while the others wait for it: keep Lightning's padding, which repeats items instead.
+                warnings.warn(f"the {split} split has {len(self.datasets[split])} items for {world} processes: some "
+                              f"are evaluated twice (Lightning pads the split), so its metrics weigh them double",
+                              stacklevel=2)
         elif shuffle:
             from .samplers import EpochShuffle
 

@@ -108,8 +108,8 @@ def _greedy_spacing(rows: np.ndarray, cols: np.ndarray, owner: np.ndarray, spaci
         from scipy.spatial import cKDTree
 
         # Integer coordinates: Chebyshev distance < spacing <=> <= spacing - 0.5.
-        neighbours = cKDTree(np.stack([r, c], axis=1)).query_ball_point(np.stack([r, c], axis=1), spacing - 0.5,
-                                                                         p=np.inf)
+        points = np.stack([r, c], axis=1)
+        neighbours = cKDTree(points).query_ball_point(points, spacing - 0.5, p=np.inf)
         for i, near_i in enumerate(neighbours):
             if group[i]:
                 near_i = np.asarray(near_i, dtype=np.int64)
