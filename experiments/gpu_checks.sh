@@ -8,7 +8,7 @@
 #   1   ece-bench loss on CUDA at 16x2x512x512: every registry loss / torch CE, fwd+bwd.
 #   2a  ece-bench train on CUDA: U-Net 64 (depth 4) at 512^2, batch 16, bf16-mixed, channels-last, compiled,
 #       paper augmentation in 8 loader processes: Lightning vs the bare loop vs the resident-batch ceiling
-#       (REFERENCE.md: 383 img/s on an H200 for the bare compiled loop).
+#       (anchor: 383 img/s on an H200 for the bare compiled loop, README "Speed").
 #   2b  the same, not compiled.
 #   3   Lightning's simple profiler on two epochs of ece-train at that size (where the step time goes).
 #   4   with >= 2 GPUs: trainer=ddp on 2 GPUs, and a 2-job sweep through the GPU pool (one GPU per job).

@@ -1,3 +1,3 @@
 """Analysis of finished runs and sweeps, for notebooks and reports: result tables and curves
 (``sweeps``), loss dynamics (``dynamics``), and CE-vs-ECE prediction pictures (``qualitative``).
-Every function takes run or sweep directories as ``ece-train`` writes them (DESIGN.md, run outputs)."""
+Every function takes run or sweep directories as ``ece-train`` writes them (README, "Run outputs")."""

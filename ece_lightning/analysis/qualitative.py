@@ -19,24 +19,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "last.ckpt") -> tuple[Any, A
     """The trained module (eval mode, CPU) and the datamodule of a run folder, rebuilt from its
     ``.hydra/config.yaml`` and ``checkpoints/<checkpoint>``; dataset paths resolve from the directory
     the run was started in (``ECE_DATASETS`` still overrides)."""
-    from omegaconf import OmegaConf
+    from ..runs.assembly import load_trained_run
 
-    from ..cli.train import build_run
-
-    run_dir = Path(run_dir)
-    config_path, ckpt_path = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoints" / checkpoint
-    for path in (config_path, ckpt_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; {run_dir} is not a finished ece-train run folder")
-    cfg = OmegaConf.load(config_path)
-    hydra_path = run_dir / ".hydra" / "hydra.yaml"
-    started_in = OmegaConf.load(hydra_path).hydra.runtime.cwd if hydra_path.is_file() else "."
-    cfg.paths.output_dir = str(run_dir)
-    cfg.paths.root_dir = str(started_in)
-    module, datamodule = build_run(cfg)
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    module.load_state_dict(state["state_dict"])
-    return module.eval(), datamodule
+    return load_trained_run(run_dir, checkpoint)
 
 
 def error_overlay(image: np.ndarray, target: np.ndarray, prediction: np.ndarray, alpha: float = 0.55) -> np.ndarray:
@@ -112,7 +97,7 @@ def compare_runs(runs: Mapping[str, str | Path], max_images: int = 3, indices: S
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from ..data.overlay import draw_boxes, draw_outlines
+    from ..drawing import draw_boxes, draw_outlines
     from ..metrics.core import dice_counts, dice_from_counts
 
     predictions = {label: predict_test_images(*load_run(path), max_images=max_images, indices=indices)

@@ -4,16 +4,54 @@ curves with seeds as error bars."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..cli.report import KEY_COLUMNS, collect
+from . import tables
 
+KEY_COLUMNS = ["dataset", "task", "model", "loss", "sparsity", "seed"]
+METRIC_COLUMNS = ["test/dice", "test/aji", "test/f1", "test/precision", "test/recall", "test/exclusive_recall",
+                  "test/fg_ratio"]
+SHORT_NAMES = {column: column.removeprefix("test/") for column in METRIC_COLUMNS}
 #: metrics a paper table can show, by task
 TASK_METRICS = {"segmentation": ("test/dice", "test/aji"), "detection": ("test/f1",)}
+
+
+def collect(root: Path) -> tuple[pd.DataFrame, list[str]]:
+    """One row per readable metrics.json under ``root`` (sorted), and a warning per unreadable one."""
+    rows, problems = [], []
+    for path in sorted(root.rglob("metrics.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            problems.append(f"{path}: unreadable ({error}); skipped")
+            continue
+        missing = [key for key in KEY_COLUMNS if key not in data] if isinstance(data, dict) else KEY_COLUMNS
+        if missing:
+            problems.append(f"{path}: missing field(s) {', '.join(missing)}; skipped")
+            continue
+        data["run_dir"] = str(path.parent.relative_to(root))
+        rows.append(data)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+    return frame, problems
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader compares: keys, test metrics that any run reported, epochs and wall time."""
+    metrics = [c for c in METRIC_COLUMNS if c in frame.columns and frame[c].notna().any()]
+    extras = [c for c in ("epochs", "wall_s") if c in frame.columns]
+    return frame[KEY_COLUMNS + metrics + extras].rename(columns=SHORT_NAMES)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A frame as a Markdown table (``tables.markdown``)."""
+    return tables.markdown(list(table.columns), table.itertuples(index=False))
 
 
 def load_sweep(root: str | Path) -> pd.DataFrame:
@@ -87,24 +125,21 @@ def format_cell(cell: Any, digits: int = 3, latex: bool = False) -> str:
 
 def table_markdown(table: pd.DataFrame, metric: str, digits: int = 3) -> str:
     """A paper table as Markdown: one row per index entry, "mean ± std" cells (std when >= 2 seeds)."""
-    names = list(table.index.names)
-    header = [*names, *(f"{metric.removeprefix('test/')} @ {c:g}" for c in table.columns)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    header = [*table.index.names, *(f"{metric.removeprefix('test/')} @ {c:g}" for c in table.columns)]
+    rows = []
     for key, row in table.iterrows():
         key = key if isinstance(key, tuple) else (key,)
-        lines.append("| " + " | ".join([*map(str, key), *(format_cell(v, digits) for v in row)]) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([*map(str, key), *(format_cell(v, digits) for v in row)])
+    return tables.markdown(header, rows)
 
 
 def table_latex(table: pd.DataFrame, metric: str, digits: int = 3, caption: str | None = None) -> str:
     """A paper table as a LaTeX ``tabular`` (booktabs rules), the best mean per column in bold."""
     names = list(table.index.names)
     best = {c: max((v[0] for v in table[c] if isinstance(v, tuple)), default=None) for c in table.columns}
-    spec = "l" * len(names) + "c" * len(table.columns)
-    short = metric.removeprefix("test/").replace("_", r"\_")
-    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join([*(n.replace("_", r"\_") for n in names), *(f"{short} @ {c:g}" for c in table.columns)])
-             + r" \\", r"\midrule"]
+    short = tables.latex_escape(metric.removeprefix("test/"))
+    header = [*(tables.latex_escape(n) for n in names), *(f"{short} @ {c:g}" for c in table.columns)]
+    rows = []
     for key, row in table.iterrows():
         key = key if isinstance(key, tuple) else (key,)
         cells = []
@@ -113,12 +148,8 @@ def table_latex(table: pd.DataFrame, metric: str, digits: int = 3, caption: str 
             if isinstance(value, tuple) and best[column] is not None and value[0] == best[column]:
                 text = rf"\textbf{{{text}}}"
             cells.append(text)
-        lines.append(" & ".join([*(str(k).replace("_", r"\_") for k in key), *cells]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if caption:
-        lines.append(rf"\caption{{{caption}}}")
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
+        rows.append([*(tables.latex_escape(k) for k in key), *cells])
+    return tables.latex(header, rows, label_columns=len(names), caption=caption)
 
 
 def plot_curves(frame: pd.DataFrame, metrics: Iterable[str] | None = None):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-GPU_ANCHOR_IMG_S = 383.0  # REFERENCE.md: U-Net 64 training at 512^2 on an H200, bf16 + channels_last + compile
+GPU_ANCHOR_IMG_S = 383.0  # measured anchor: U-Net 64 training at 512^2 on an H200, bf16 + channels_last + compile
 
 
 @dataclass
@@ -24,20 +24,18 @@ class DataBenchRow:
 
 
 def _datamodule(dataset: str, size: int, augment: dict | None):
-    from ..data.datamodule import SegmentationDataModule
+    from ..data.datamodule import InstanceDataModule
     from ..data.paths import datasets_dir
 
     common = {"batch_size": 8, "crop_size": size, "crops_per_epoch": 64, "augment": augment}
     if dataset == "synthetic":
-        return SegmentationDataModule(source="synthetic", num_train=8, num_val=1, num_test=1, image_size=size, **common)
+        return InstanceDataModule(source="synthetic", num_train=8, num_val=1, num_test=1, image_size=size, **common)
     import os
 
-    from ..data.paths import REPO_ROOT
-
-    cache = os.environ.get("ECE_CACHE", str(REPO_ROOT / "data" / "cache"))  # conf/paths' default
-    return SegmentationDataModule(source="prepared", name="cpm15", format="cpm15_miccai",
-                                  root=str(datasets_dir() / "cpm15_miccai2015_train"), cache_dir=cache,
-                                  split={"method": "random", "test": 4, "val": 3}, **common)
+    cache = os.environ.get("ECE_CACHE") or "data/cache"  # paths.cache_dir's default
+    return InstanceDataModule(source="prepared", name="cpm15", format="cpm15_miccai",
+                              root=str(datasets_dir() / "cpm15_miccai2015_train"), cache_dir=cache,
+                              split={"method": "random", "test": 4, "val": 3}, **common)
 
 
 def bench_data(dataset: str = "synthetic", size: int = 512, batches: int = 8,

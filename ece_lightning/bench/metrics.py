@@ -164,18 +164,21 @@ def validation_share(dataset: str, epochs: int = 3) -> ValidationShare:
     import pytorch_lightning as pl
     from hydra import compose, initialize_config_dir
 
-    from ..cli.train import build_run
     from ..config import CONFIG_DIR
-    from ..data.paths import REPO_ROOT
+    from ..errors import DatasetError
+    from ..runs.assembly import build_run
 
     if dataset not in VALIDATION_EXPERIMENTS:
         raise ValueError(f"dataset {dataset!r} is not one of {', '.join(VALIDATION_EXPERIMENTS)}")
     experiment = VALIDATION_EXPERIMENTS[dataset]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", "loss=ece", "sparsity=0.3",
-                                                      f"paths.root_dir={REPO_ROOT}"])
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", "loss=ece", "sparsity=0.3"])
     pl.seed_everything(0, verbose=False)
     module, datamodule = build_run(cfg)
+    try:
+        datamodule.setup("fit")
+    except DatasetError as error:
+        raise FileNotFoundError(str(error)) from None
     metric_seconds: list[float] = [0.0]
 
     def timed(function):

@@ -41,8 +41,9 @@ def run_one(slide: Path, expected: int, model: str, width: int, device: str, pre
     """Predict ``slide`` in this process (called in a fresh one by ``bench_predict``)."""
     import torch
 
+    from ..inference.engine import PredictOptions, predict_slide
+    from ..inference.predictors import SegmentationTiles
     from ..inference.slide import open_image
-    from ..inference.tiled import PredictOptions, SegmentationTiles, predict_slide
     from .slides import ThresholdSegmenter
 
     torch.manual_seed(0)

@@ -1,7 +1,7 @@
 """Training-step cost: our Lightning step (module, callbacks, logging, data loader) against a bare PyTorch
 loop on the same network, loss, optimiser, batches and precision, and the cost of LossDynamics on top; on
 the CPU or a CUDA device. The "resident batch" loop (one batch kept on the device, no data loading) is the
-ceiling that the anchors in REFERENCE.md measure."""
+ceiling that the GPU anchors in the README (Speed) measure."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def _use_cudnn_autotuner(device: str) -> None:
 
 
 def _module_and_data(setup: TrainBenchSetup):
-    from ..data.datamodule import SegmentationDataModule
+    from ..data.datamodule import InstanceDataModule
     from ..modules import SegmentationModule
 
     pl.seed_everything(0, verbose=False)
@@ -98,7 +98,7 @@ def _module_and_data(setup: TrainBenchSetup):
 
         augment = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "augment" / "paper.yaml"))
     batches = setup.steps + setup.warmup
-    datamodule = SegmentationDataModule(source="synthetic", sparsity=0.5, batch_size=setup.batch_size,
+    datamodule = InstanceDataModule(source="synthetic", sparsity=0.5, batch_size=setup.batch_size,
                                         num_train=setup.batch_size, num_val=1, num_test=1, image_size=setup.size,
                                         crop_size=setup.size, crops_per_epoch=batches * setup.batch_size,
                                         num_workers=setup.workers, augment=augment)
@@ -172,12 +172,12 @@ def lightning_step_s(setup: TrainBenchSetup, loss_dynamics: bool = False) -> flo
     with the LossDynamics callback writing its table."""
     import tempfile
 
-    from ..callbacks import ECEAnnealing, LossDynamics
+    from ..callbacks import LossDynamics, LossSchedules
 
     module, datamodule = _module_and_data(setup)
     clock = _StepClock(setup.warmup, setup.device)
     with tempfile.TemporaryDirectory() as folder:
-        callbacks = [ECEAnnealing(), clock] + ([LossDynamics(path=f"{folder}/dynamics.csv")] if loss_dynamics else [])
+        callbacks = [LossSchedules(), clock] + ([LossDynamics(path=f"{folder}/dynamics.csv")] if loss_dynamics else [])
         cuda = setup.device == "cuda"
         trainer = pl.Trainer(max_epochs=1, accelerator="gpu" if cuda else "cpu", devices=1, benchmark=cuda or None,
                              precision=setup.precision, logger=pl.loggers.CSVLogger(folder), log_every_n_steps=5,

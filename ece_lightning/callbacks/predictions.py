@@ -27,12 +27,7 @@ class TestPredictions(pl.Callback):
                           batch_idx: int, dataloader_idx: int = 0) -> None:
         if batch_idx or dataloader_idx or not trainer.is_global_zero or not hasattr(pl_module, "draw_predictions"):
             return
-        from PIL import Image
+        from ..drawing import side_by_side
+        from ..io import atomic_save_image
 
-        from ..data.overlay import side_by_side
-
-        picture = side_by_side(pl_module.draw_predictions(batch, self.max_images))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{self.path.name}.partial.png")
-        Image.fromarray(picture).save(partial)
-        partial.replace(self.path)
+        atomic_save_image(self.path, side_by_side(pl_module.draw_predictions(batch, self.max_images)))

@@ -52,7 +52,8 @@ def _data(args: argparse.Namespace) -> int:
     for augment in (None, paper):
         row = bench_data(args.dataset, args.size, args.batches, augment)
         print(f"| {row.dataset} | {row.augment} | {row.size} | {row.images_per_s:.1f} | {row.workers_for_gpu_anchor} |")
-    print(f"(GPU anchor: {GPU_ANCHOR_IMG_S:.0f} img/s, REFERENCE.md; one loader process, torch threads 1)")
+    print(f"(GPU anchor: {GPU_ANCHOR_IMG_S:.0f} img/s, U-Net 64 bf16 training on an H200 (README, Speed); one loader "
+          "process, torch threads 1)")
     return 0
 
 

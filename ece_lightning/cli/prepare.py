@@ -12,42 +12,40 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..config import CONFIG_DIR, apply_raw_root
-from ..data.prepare import PreparedDataset, prepare_dataset
-from ..data.readers import DatasetError
-from ..data.sources import tqdm_progress
+from ..data.prepare import PreparedDataset
+from ..errors import ConfigError, DatasetError, config_key
 
 
 def prepare(cfg: DictConfig) -> PreparedDataset:
+    from ..data.sources import SOURCES, PreparedSource
+    from ..runs.assembly import plain
+
     apply_raw_root(cfg)
-    dataset = cfg.dataset
-    if dataset.get("source") != "prepared":
-        raise DatasetError(f"dataset={dataset.name} is {dataset.get('source')!r} (generated on the fly): "
+    options = plain(cfg.dataset)
+    if options.get("source") != "prepared":
+        raise DatasetError(f"dataset={cfg.dataset.name} is {options.get('source')!r} (generated on the fly): "
                            "nothing to prepare")
-    return prepare_dataset(
-        name=dataset.name, format=dataset.format, root=dataset.root, cache_dir=dataset.cache_dir,
-        split=_plain(dataset.get("split")), strict=bool(dataset.get("strict", True)),
-        force=bool(cfg.get("force", False)), options=_plain(dataset.get("reader")),
-        progress=tqdm_progress(f"preparing {dataset.name}"))
-
-
-def _plain(node: DictConfig | None) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+    factory = SOURCES.get("prepared")
+    keys = ("name", "format", "root", "cache_dir", "split", "strict", "reader")
+    with config_key("dataset"):
+        source: PreparedSource = factory(**{key: options[key] for key in keys if key in options})
+    return source.prepare(force=bool(cfg.get("force", False)))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="prepare")
 def main(cfg: DictConfig) -> None:
     try:
         prepared = prepare(cfg)
-    except DatasetError as error:
+    except (ConfigError, DatasetError) as error:
         print(f"ece-prepare: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     print(prepared.summary())
     count = int(cfg.get("overlays", 0))
     if count > 0:
-        from ..data.overlay import save_overlay
+        from ..drawing import save_overlay
 
         folder = Path(cfg.overlay_dir)
         for image_id in sorted(s["id"] for s in prepared.manifest["samples"])[:count]:

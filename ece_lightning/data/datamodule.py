@@ -1,7 +1,9 @@
-"""LightningDataModule: loads a dataset source, makes train/val annotations sparse, serves loaders."""
+"""LightningDataModule of both tasks: loads a dataset source, makes train/val annotations sparse, serves
+loaders of images with their instance maps (segmentation reads the foreground, detection the boxes)."""
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any
 
@@ -10,21 +12,24 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from ..registry import check_arguments
 from .dataset import InstanceMapDataset
-from .sources import Split, load_splits
+from .sources import SOURCES, Split
 from .sparsify import check_sparsity, sparsify_instances
 
 # Image ids of the sparsifier are offset per split so train and val images never share a draw.
 _SPLIT_ID_OFFSET = {"train": 0, "val": 1_000_000}
 
 
-class SegmentationDataModule(pl.LightningDataModule):
+class InstanceDataModule(pl.LightningDataModule):
     """Train and validation annotations keep a fraction ``sparsity`` of their instances (whole
-    objects, seeded per image); the test split stays exhaustive.
+    objects, seeded per image); the test split stays exhaustive. Every setting is checked when it is built;
+    the data itself is read by ``setup``.
 
     Args:
-        source: registered dataset source: ``synthetic`` (generated) or ``prepared`` (a real dataset read by
-            its native-format reader through the preparation cache; see ``data.sources.load_prepared``).
+        name: the dataset's name (metrics, messages; the prepared source's cache folder).
+        source: registered dataset source (``data.sources.SOURCES``): ``synthetic`` (generated) or ``prepared``
+            (a real dataset read by its native-format reader through the preparation cache).
         sparsity: fraction in (0, 1] of annotated instances kept in train and validation.
         sparsify_seed: seed of the sparse annotation set.
         batch_size: global batch size of the training loader (evaluation uses the same); split evenly over the
@@ -45,36 +50,43 @@ class SegmentationDataModule(pl.LightningDataModule):
             run with a single-process one batch by batch). The order and the random draws of each epoch are
             a function of (``loader_seed``, epoch) (``data.samplers.EpochShuffle``), so a resumed run repeats them.
         loader_seed: seed of the training order and of per-epoch random draws (``ece-train`` passes ``seed``).
-        **source_options: passed to the source (synthetic: ``num_train``, ``image_size``, ``seed``...;
-            prepared: ``name``, ``format``, ``root``, ``cache_dir``, ``split``, ``strict``, ``reader``).
+        exhaustive_test: whether the test annotations are exhaustive (read by the task: TIL-like test sets report
+            exclusive recall only).
+        **source_options: the source's own settings (synthetic: ``num_train``, ``image_size``, ``seed``...;
+            prepared: ``format``, ``root``, ``cache_dir``, ``split``, ``strict``, ``reader``).
     """
 
-    def __init__(self, source: str = "synthetic", sparsity: float = 1.0, sparsify_seed: int = 0,
-                 batch_size: int = 8, num_workers: int = 0, crop_size: int | None = None,
+    def __init__(self, name: str = "synthetic", source: str = "synthetic", sparsity: float = 1.0,
+                 sparsify_seed: int = 0, batch_size: int = 8, num_workers: int = 0, crop_size: int | None = None,
                  crops_per_epoch: int | None = None, eval_tile: int | None = None,
                  augment: dict[str, Any] | None = None, stain_augmentation: bool = True, pixel_ids: bool = False,
                  pin_memory: bool | None = None, persistent_workers: bool | None = None, shuffle: bool = True,
-                 loader_seed: int = 0, **source_options: Any):
+                 loader_seed: int = 0, exhaustive_test: bool = True, **source_options: Any):
         super().__init__()
-        self.source = source
+        self.name = str(name)
+        factory = SOURCES.get(source)
+        check_arguments(factory, {"name": name, **source_options}, prefix="dataset")
+        self.source = factory(name=name, **source_options)
         self.sparsity = check_sparsity(sparsity)
-        self.sparsify_seed = int(sparsify_seed)
-        if int(batch_size) < 1:
-            raise ValueError(f"dataset.batch_size={batch_size} must be >= 1")
-        self.batch_size = int(batch_size)
-        self.num_workers = int(num_workers)
-        self.crop_size, self.crops_per_epoch = crop_size, crops_per_epoch
-        self.eval_tile = eval_tile or crop_size
+        self.sparsify_seed = _count("sparsify_seed", sparsify_seed, minimum=0)
+        self.batch_size = _count("batch_size", batch_size)
+        self.num_workers = _count("num_workers", num_workers, minimum=0)
+        self.crop_size = _optional_count("crop_size", crop_size)
+        self.crops_per_epoch = _optional_count("crops_per_epoch", crops_per_epoch)
+        self.eval_tile = _optional_count("eval_tile", eval_tile) or self.crop_size
         self.augment = augment
         self.stain_augmentation = bool(stain_augmentation)
         self.pixel_ids = bool(pixel_ids)
         self.shuffle = bool(shuffle)
         self.loader_seed = int(loader_seed)
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        self.persistent_workers = self.num_workers > 0 if persistent_workers is None else bool(persistent_workers)
+        for key, value in (("pin_memory", pin_memory), ("persistent_workers", persistent_workers)):
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"{key}={value!r} must be true, false or null (automatic)")
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = self.num_workers > 0 if persistent_workers is None else persistent_workers
         if self.persistent_workers and self.num_workers == 0:
-            raise ValueError("dataset.persistent_workers=true needs dataset.num_workers >= 1")
-        self.source_options = source_options
+            raise ValueError("persistent_workers=true needs dataset.num_workers >= 1")
+        self.exhaustive_test = bool(exhaustive_test)
         self.datasets: dict[str, InstanceMapDataset] = {}
         self.annotated_objects: dict[str, tuple[int, int]] = {}
 
@@ -86,7 +98,7 @@ class SegmentationDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        splits = load_splits(self.source, **self.source_options)
+        splits = self.source.load()
         for name, split in splits.items():
             instances = self._sparse(name, split) if name in _SPLIT_ID_OFFSET else split.instances
             if name == "train":
@@ -160,6 +172,20 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+def _count(key: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{key}={value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def _optional_count(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{key}={value!r} must be an integer >= 1 (or null)")
+    return int(value)
 
 
 def _count_objects(instances: np.ndarray) -> int:

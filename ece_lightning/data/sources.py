@@ -1,14 +1,19 @@
-"""Dataset sources: each turns a dataset config into train/val/test arrays (registry by name)."""
+"""Dataset sources (``dataset.source``): each checks its settings when built and serves train/val/test arrays
+from ``load()``. ``synthetic`` generates the embedded tiles; ``prepared`` reads a real dataset through its
+native-format reader and the preparation cache."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import numbers
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import DatasetError
+from ..registry import Registry, check_arguments
 from .synthetic import SyntheticConfig, generate_split
 
 
@@ -25,26 +30,60 @@ class Split:
         return len(self.images)
 
 
+SOURCES: Registry[Any] = Registry("dataset source", "dataset.source")
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{key}={value!r} must be an integer >= 1")
+    return int(value)
+
+
 @functools.lru_cache(maxsize=8)
 def _generated_split(seed: int, start: int, count: int, cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
     # A sweep runs many jobs in one process on the same tiles: generate them once (callers get copies).
     return generate_split(seed, start, count, cfg)
 
 
-def load_synthetic(seed: int = 0, num_train: int = 96, num_val: int = 16, num_test: int = 32,
-                   image_size: int = 128, generator: dict[str, Any] | None = None, **_: Any) -> dict[str, Split]:
-    """The embedded synthetic dataset: disjoint tile-index ranges per split, all derived from ``seed``."""
-    for name, count in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
-        if int(count) < 1:
-            raise ValueError(f"dataset.{name}={count} must be >= 1")
-    options = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in (generator or {}).items()}
-    cfg = SyntheticConfig(image_size=int(image_size), **options)
-    splits, start = {}, 0
-    for split, count in (("train", num_train), ("val", num_val), ("test", num_test)):
-        images, instances = _generated_split(int(seed), start, int(count), cfg)
-        splits[split] = Split(images.copy(), instances.copy())
-        start += int(count)
-    return splits
+@SOURCES.register("synthetic")
+class SyntheticSource:
+    """The embedded synthetic dataset: disjoint tile-index ranges per split, all derived from ``seed``.
+
+    Args:
+        name: the dataset's name (metrics and messages).
+        seed: seed of the tiles themselves (the same images for every training seed).
+        num_train, num_val, num_test: tiles per split (>= 1).
+        image_size: tile side in pixels (>= 32).
+        generator: appearance ranges, the fields of ``SyntheticConfig`` (empty: defaults).
+    """
+
+    def __init__(self, name: str = "synthetic", seed: int = 0, num_train: int = 96, num_val: int = 16,
+                 num_test: int = 32, image_size: int = 128, generator: dict[str, Any] | None = None):
+        self.name = name
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be an integer >= 0")
+        self.seed = int(seed)
+        self.counts = {split: _positive_int(f"num_{split}", count)
+                       for split, count in (("train", num_train), ("val", num_val), ("test", num_test))}
+        options = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in (generator or {}).items()}
+        check_arguments(SyntheticConfig, options, prefix="generator")
+        try:
+            self.config = SyntheticConfig(image_size=_positive_int("image_size", image_size), **options)
+        except ValueError as error:
+            message = str(error)
+            raise ValueError(message if message.startswith("image_size") else f"generator.{message}") from None
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    def load(self) -> dict[str, Split]:
+        splits, start = {}, 0
+        for split, count in self.counts.items():
+            images, instances = _generated_split(self.seed, start, count, self.config)
+            splits[split] = Split(images.copy(), instances.copy())
+            start += count
+        return splits
 
 
 def tqdm_progress(description: str):
@@ -54,31 +93,68 @@ def tqdm_progress(description: str):
     return lambda items: tqdm(items, desc=description, unit="img", leave=False)
 
 
-def load_prepared(name: str, format: str, root: str, cache_dir: str, split: dict[str, Any] | None = None,  # noqa: A002
-                  strict: bool = True, reader: dict[str, Any] | None = None, **_: Any) -> dict[str, Split]:
-    """A real dataset read through its native-format reader and the preparation cache (prepared on first
-    use, reused while current; ``ece-prepare`` does the same ahead of time and prints the summary)."""
-    from .prepare import prepare_dataset
-    from .readers import DatasetError
+@SOURCES.register("prepared")
+class PreparedSource:
+    """A real dataset read through its native-format reader and the preparation cache (prepared on first use,
+    reused while current; ``ece-prepare`` does the same ahead of time and prints the summary).
 
-    prepared = prepare_dataset(name, format, root, cache_dir, split=split, strict=strict, options=reader,
-                               progress=tqdm_progress(f"preparing {name}"))
-    if prepared.manifest["annotation"] != "instances":
-        raise DatasetError(f"dataset {name} ({format}) is annotated with {prepared.manifest['annotation']} only: "
-                           "it has no instance masks, so it cannot train or evaluate segmentation "
-                           "(use it for detection / point metrics)")
-    splits = {}
-    for split_name, ids in prepared.splits.items():
-        samples = [prepared.load(i) for i in ids]
-        splits[split_name] = Split(images=[s.image for s in samples], instances=[s.instances for s in samples],
-                                   ids=list(ids))
-    return splits
+    Args:
+        name: the dataset's name; its cache is ``cache_dir/name``.
+        format: a registered reader (``data.readers.FORMATS``).
+        root: the raw dataset folder (checked when the data is loaded, so configs compose without the data).
+        cache_dir: where prepared caches live.
+        split: ``method`` (auto | given | random), ``by`` (image | group), ``val`` and ``test`` sizes
+            (fractions or counts), ``seed`` (``data.splits``).
+        strict: refuse unpaired files (False: skip and report them).
+        reader: options of the format's reader.
+    """
 
+    def __init__(self, name: str, format: str, root: str, cache_dir: str,  # noqa: A002
+                 split: dict[str, Any] | None = None, strict: bool = True, reader: dict[str, Any] | None = None):
+        from ..errors import ConfigError
+        from .readers import FORMATS
+        from .splits import check_split
 
-SOURCES: dict[str, Callable[..., dict[str, Split]]] = {"synthetic": load_synthetic, "prepared": load_prepared}
+        self.name, self.root, self.cache_dir = str(name), str(root), str(cache_dir)
+        self.split = dict(split or {})
+        problems = []
+        try:
+            self.format = FORMATS.get(format)
+        except ConfigError as error:
+            problems.append(str(error))
+        try:
+            check_arguments(check_split, self.split, prefix="dataset.split")
+            check_split(**self.split)
+        except ConfigError as error:
+            problems.append(str(error))
+        except ValueError as error:
+            problems.append(f"dataset.{error}")
+        if problems:
+            raise ConfigError(*problems)
+        self.strict, self.reader = bool(strict), dict(reader or {})
 
+    def prepare(self, force: bool = False):
+        """The prepared cache (``data.prepare.PreparedDataset``), made now unless it is current."""
+        from .prepare import prepare_dataset
+        from .readers.common import hint
 
-def load_splits(source: str, **kwargs: Any) -> dict[str, Split]:
-    if source not in SOURCES:
-        raise KeyError(f"unknown dataset source {source!r}; available: {', '.join(sorted(SOURCES))}")
-    return SOURCES[source](**kwargs)
+        if not Path(self.root).expanduser().is_dir():
+            raise DatasetError(f"dataset.root={self.root}: dataset folder not found; put the {self.name} data there "
+                               f"or point ECE_DATASETS (or paths.datasets_dir) at the folder that holds it. "
+                               f"{hint(self.format)}")
+        return prepare_dataset(self.name, self.format.name, self.root, self.cache_dir, split=self.split,
+                               strict=self.strict, force=force, options=self.reader,
+                               progress=tqdm_progress(f"preparing {self.name}"))
+
+    def load(self) -> dict[str, Split]:
+        prepared = self.prepare()
+        if prepared.manifest["annotation"] != "instances":
+            raise DatasetError(f"dataset {self.name} ({self.format.name}) is annotated with "
+                               f"{prepared.manifest['annotation']} only: it has no instance masks, so it cannot "
+                               "train or evaluate segmentation (use it for detection / point metrics)")
+        splits = {}
+        for split_name, ids in prepared.splits.items():
+            samples = [prepared.load(i) for i in ids]
+            splits[split_name] = Split(images=[s.image for s in samples], instances=[s.instances for s in samples],
+                                       ids=list(ids))
+        return splits

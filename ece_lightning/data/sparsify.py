@@ -7,8 +7,11 @@ import numpy as np
 
 def check_sparsity(sparsity: float) -> float:
     """Return ``sparsity`` as a float, or raise a ValueError that says what is allowed."""
-    value = float(sparsity)
-    if not 0.0 < value <= 1.0:
+    try:
+        value = float(sparsity)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(sparsity, bool) or not 0.0 < value <= 1.0:
         raise ValueError(
             f"sparsity={sparsity!r} is out of range: it must lie in (0, 1], the fraction of annotated "
             "object instances kept (1.0 = exhaustive)"

@@ -8,30 +8,48 @@ units (images or groups) or whole counts >= 1; at least one unit stays in traini
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .readers.common import DatasetError, Item
+from ..errors import DatasetError
+from .readers.common import Item
 
 METHODS = ("auto", "given", "random")
 UNITS = ("image", "group")
 
 
-def _count(size: float, total: int, field: str) -> int:
-    size = float(size)
-    if size < 0 or (size >= 1 and size != int(size)):
-        raise DatasetError(f"dataset.split.{field}={size}: use a fraction in [0, 1) or a whole count >= 1")
+def _check_size(size: Any, field: str) -> float:
+    if isinstance(size, bool) or not isinstance(size, numbers.Real) or size < 0 or (size >= 1 and size != int(size)):
+        raise ValueError(f"split.{field}={size!r}: use a fraction in [0, 1) or a whole count >= 1")
+    return float(size)
+
+
+def check_split(method: str = "given", by: str = "image", val: float = 0.3, test: float = 0.2, seed: int = 0) -> None:
+    """ValueError naming the first bad split setting (see ``split_items``)."""
+    if method not in METHODS:
+        raise ValueError(f"split.method={method!r} must be one of {', '.join(METHODS)}")
+    if by not in UNITS:
+        raise ValueError(f"split.by={by!r} must be one of {', '.join(UNITS)}")
+    _check_size(val, "val")
+    _check_size(test, "test")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"split.seed={seed!r} must be an integer >= 0")
+
+
+def _count(size: float, total: int) -> int:
     return int(size) if size >= 1 else int(round(size * total))
 
 
 def split_items(items: Sequence[Item], method: str = "given", by: str = "image", val: float = 0.3,
                 test: float = 0.2, seed: int = 0) -> dict[str, list[str]]:
     """Image ids per split (``train``, ``val``, ``test``), each sorted."""
-    if method not in METHODS:
-        raise DatasetError(f"dataset.split.method={method!r}; valid: {', '.join(METHODS)}")
-    if by not in UNITS:
-        raise DatasetError(f"dataset.split.by={by!r}; valid: {', '.join(UNITS)}")
+    try:
+        check_split(method, by, val, test, seed)
+    except ValueError as error:
+        raise DatasetError(f"dataset.{error}") from None
     rng = np.random.default_rng(int(seed))
 
     def unit(item: Item) -> str:
@@ -49,9 +67,9 @@ def split_items(items: Sequence[Item], method: str = "given", by: str = "image",
     else:
         units = sorted({unit(i) for i in items})
         order = [units[k] for k in rng.permutation(len(units))]
-        n_test = _count(test, len(units), "test")
+        n_test = _count(test, len(units))
         test_units, order = set(order[:n_test]), order[n_test:]
-    n_val = _count(val, len(order), "val")
+    n_val = _count(val, len(order))
     if n_val >= len(order) or not test_units:
         raise DatasetError(f"dataset.split (val={val}, test={test}) leaves no {by} to train on "
                            f"or none to test on ({len(order)} {by}s outside the test split)")

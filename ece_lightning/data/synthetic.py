@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from .instances import relabel_sequential
+from ..instances import relabel_sequential
 
 # Stain optical-density vectors (RGB absorbance per unit concentration), close to the
 # Ruifrok-Johnston H&E vectors; each tile perturbs them to mimic lab-to-lab stain variation.

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from .instances import component_peaks
+from ..instances import component_peaks
 
 
 def watershed_split(foreground: np.ndarray, cell_size: int) -> np.ndarray:

@@ -103,27 +103,65 @@ def _opencv_sigma(kernel_size: int) -> float:
     return 0.3 * ((kernel_size - 1) * 0.5 - 1) + 0.8
 
 
+PAPER_STEPS = ("blur", "noise", "rotate90", "hflip", "vflip", "transpose", "stain")
+
+
+def _probability(step: str, settings: Mapping[str, Any]) -> float:
+    p = settings.get("p")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"{step}.p={p!r} must be in [0, 1]")
+    return float(p)
+
+
+def _non_negative(step: str, settings: Mapping[str, Any], key: str) -> float:
+    value = settings.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{step}.{key}={value!r} must be a number >= 0")
+    return float(value)
+
+
 def paper_transforms(blur: Mapping[str, Any], noise: Mapping[str, Any], rotate90: Mapping[str, Any],
                      hflip: Mapping[str, Any], vflip: Mapping[str, Any], transpose: Mapping[str, Any],
                      stain: Mapping[str, Any] | None) -> list[A.BasicTransform]:
-    """The paper's transforms in order; ``stain=None`` leaves stain augmentation out (non-H&E data)."""
+    """The paper's transforms in order; ``stain=None`` leaves stain augmentation out (non-H&E data). Each
+    setting is checked here (a bad one is a ValueError naming ``<step>.<key>``)."""
     kernels: Sequence[int] = blur.get("kernel_sizes", (3, 5, 7))
-    if any(int(k) < 3 or int(k) % 2 == 0 for k in kernels):
-        raise ValueError(f"augment.blur.kernel_sizes={list(kernels)}: odd sizes >= 3 only")
+    if not kernels or any(isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0 for k in kernels):
+        raise ValueError(f"blur.kernel_sizes={list(kernels)}: odd sizes >= 3 only")
     steps: list[A.BasicTransform] = [
         # Uniform over the kernel sizes, each with OpenCV's default sigma for that size.
         A.OneOf([A.GaussianBlur(blur_limit=(int(k), int(k)), sigma_limit=(_opencv_sigma(int(k)),) * 2, p=1.0)
                  for k in kernels],
-                p=float(blur["p"])),
-        AdditiveGaussianNoise(std=float(noise["std"]), p=float(noise["p"])),
-        RandomQuarterTurn(p=float(rotate90["p"])),
-        A.HorizontalFlip(p=float(hflip["p"])),
-        A.VerticalFlip(p=float(vflip["p"])),
-        A.Transpose(p=float(transpose["p"])),
+                p=_probability("blur", blur)),
+        AdditiveGaussianNoise(std=_non_negative("noise", noise, "std"), p=_probability("noise", noise)),
+        RandomQuarterTurn(p=_probability("rotate90", rotate90)),
+        A.HorizontalFlip(p=_probability("hflip", hflip)),
+        A.VerticalFlip(p=_probability("vflip", vflip)),
+        A.Transpose(p=_probability("transpose", transpose)),
     ]
     if stain is not None:
-        steps.append(HEDStainAugment(sigma=float(stain["sigma"]), bias=float(stain["bias"]), p=float(stain["p"])))
+        steps.append(HEDStainAugment(sigma=_non_negative("stain", stain, "sigma"),
+                                     bias=_non_negative("stain", stain, "bias"), p=_probability("stain", stain)))
     return steps
+
+
+def check_augment(augment: Mapping[str, Any] | None) -> None:
+    """ValueError naming the first bad key of an ``augment`` config (``conf/augment``): unknown keys, ``p``
+    outside [0, 1], negative amounts, a bad ``preview`` count. Builds the pipeline it describes, so every
+    setting is checked where it is used."""
+    augment = dict(augment or {})
+    unknown = sorted(set(augment) - {"enabled", "preview", *PAPER_STEPS})
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}; valid: enabled, preview, {', '.join(PAPER_STEPS)}")
+    preview = augment.get("preview", 0)
+    if isinstance(preview, bool) or not isinstance(preview, int) or preview < 0:
+        raise ValueError(f"preview={preview!r} must be an integer >= 0")
+    if augment.get("enabled", False):
+        missing = [step for step in PAPER_STEPS if not isinstance(augment.get(step), Mapping)]
+        if missing:
+            raise ValueError(f"{missing[0]} is missing: augment.enabled=true needs settings for "
+                             f"{', '.join(PAPER_STEPS)} (see augment=paper)")
+        paper_transforms(*(augment[step] for step in PAPER_STEPS))
 
 
 def build_train_transform(crop_size: int | None, augment: Mapping[str, Any] | None, stain: bool = True) -> A.Compose | None:

@@ -1,5 +1,5 @@
-"""Object tables of a prediction: a Parquet file (one row per object) and QuPath-importable GeoJSON, both
-written as streams (a block of objects at a time), so millions of objects never sit in memory together.
+"""The outputs of a prediction: object tables as a Parquet file (one row per object) and QuPath-importable
+GeoJSON, both written as streams (a block of objects at a time), so millions of objects never sit in memory together.
 
 Coordinates are level-0 pixels with pixel edges at integers (the centre of pixel (0, 0) is (0.5, 0.5)), the
 convention of QuPath and of OpenSlide regions.
@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import pandas as pd
+
+from ..io import atomic_path, commit, partial_path
+
+if TYPE_CHECKING:
+    from .slide import ImageSource
+    from .tiling import TileGrid
 
 #: One row per object. ``polygon_x``/``polygon_y`` hold the outline of a segmented object (empty for detections).
 COLUMNS: dict[str, str] = {
@@ -44,13 +49,13 @@ def empty_objects() -> pd.DataFrame:
 
 class ParquetStream:
     """Appends object frames to one Parquet file as row groups; the file appears under its name only when
-    ``close()`` succeeds (written as ``<name>.partial`` first)."""
+    ``close()`` succeeds (written under ``io.partial_path`` first)."""
 
     def __init__(self, path: str | Path, metadata: Mapping[str, Any] | None = None):
         import pyarrow.parquet as pq
 
         self.path = Path(path)
-        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._partial = partial_path(self.path)
         schema = parquet_schema().with_metadata({"ece_lightning": json.dumps(dict(metadata or {}), sort_keys=True)})
         self.schema = schema
         self._writer = pq.ParquetWriter(self._partial, schema, compression="zstd")
@@ -66,7 +71,7 @@ class ParquetStream:
 
     def close(self) -> None:
         self._writer.close()
-        os.replace(self._partial, self.path)
+        commit(self._partial, self.path)
 
     def abort(self) -> None:
         self._writer.close()
@@ -111,7 +116,7 @@ class GeoJsonStream:
         if geometry not in ("point", "polygon", "box"):
             raise ValueError(f"geojson geometry={geometry!r} is not one of point, polygon, box")
         self.path = Path(path)
-        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._partial = partial_path(self.path)
         self.geometry, self.class_name, self.colour, self.mpp = geometry, class_name, tuple(int(c) for c in colour), mpp
         opener = gzip.open if self.path.name.endswith(".gz") else open
         self._file: TextIO = opener(self._partial, "wt", encoding="utf-8")  # type: ignore[assignment]
@@ -130,7 +135,7 @@ class GeoJsonStream:
     def close(self) -> None:
         self._file.write("\n]}\n")
         self._file.close()
-        os.replace(self._partial, self.path)
+        commit(self._partial, self.path)
 
     def abort(self) -> None:
         self._file.close()
@@ -139,3 +144,32 @@ class GeoJsonStream:
 
 def to_list(values: np.ndarray) -> list[float]:
     return np.asarray(values, np.float32).tolist()
+
+
+def write_probability_tiff(path: Path, grid: TileGrid, probability_path: Callable[[int, int], Path],
+                           source: ImageSource, tile: int = 256) -> None:
+    """The stitched foreground probability (uint8, 255 = 1.0) as a tiled, deflate-compressed TIFF, assembled
+    one TIFF tile at a time from the block files."""
+    import tifffile
+
+    def tiles():
+        for top in range(0, grid.height, tile):
+            for left in range(0, grid.width, tile):
+                out = np.zeros((tile, tile), np.uint8)
+                bottom, right = min(top + tile, grid.height), min(left + tile, grid.width)
+                for block_row in range(top // grid.block, (bottom - 1) // grid.block + 1):
+                    for block_col in range(left // grid.block, (right - 1) // grid.block + 1):
+                        b_top, b_left, b_bottom, b_right = grid.block_core(block_row, block_col)
+                        part = np.load(probability_path(block_row, block_col), mmap_mode="r")
+                        y0, x0 = max(top, b_top), max(left, b_left)
+                        y1, x1 = min(bottom, b_bottom), min(right, b_right)
+                        out[y0 - top : y1 - top, x0 - left : x1 - left] = \
+                            part[y0 - b_top : y1 - b_top, x0 - b_left : x1 - b_left]
+                yield out
+
+    resolution = {}
+    if source.mpp:
+        resolution = {"resolution": (1e4 / source.mpp, 1e4 / source.mpp), "resolutionunit": "CENTIMETER"}
+    with atomic_path(path) as partial, tifffile.TiffWriter(partial, bigtiff=grid.height * grid.width > 2**31) as writer:
+        writer.write(tiles(), shape=(grid.height, grid.width), dtype=np.uint8, tile=(tile, tile),
+                     compression="zlib", photometric="minisblack", **resolution)

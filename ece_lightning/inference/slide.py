@@ -17,14 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SlideError
+
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".scn", ".bif", ".ome.tif", ".ome.tiff")
 OPENSLIDE_SUFFIXES = (".mrxs", ".vms", ".vmu", ".svslide")
 BACKGROUND = 255
-
-
-class SlideError(ValueError):
-    """An input image that cannot be read as asked; the message names the file and what would be valid."""
 
 
 class ImageSource:

@@ -13,7 +13,7 @@ where obj_i is the objectness loss of cell i against target 1 (assigned) or 0 (n
 (o_x, o_y) the centre offset inside the cell. The cells with no annotated box are where sparse
 annotation hurts: with ``ce`` every one of them is a negative; with ``ece`` (binary
 ExclusiveCrossEntropy) the exclusivity test and negative sampling act on them, driven by the shared
-annealing callback (the objectness loss is a sub-module, so ``ECEAnnealing`` finds it).
+``LossSchedules`` callback (the objectness loss is a sub-module, so the callback finds it).
 """
 
 from __future__ import annotations
@@ -103,20 +103,25 @@ class DetectionLoss(nn.Module):
                  normalize: str = "groups"):
         super().__init__()
         if isinstance(objectness, dict):
-            from . import build_loss
-
-            objectness = build_loss(**{**objectness, "reduction": "none"})
+            objectness = self.objectness_loss(objectness)
         for name, value in (("lambda_objects", lambda_objects), ("lambda_background", lambda_background),
                             ("lambda_box", lambda_box)):
-            if not value >= 0:
-                raise ValueError(f"{name}={value} must be >= 0")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name}={value!r} must be a number >= 0")
+        if normalize not in ("cells", "groups"):
+            raise ValueError(f"normalize={normalize!r} must be cells or groups")
         self.objectness = objectness
         self.stride, self.anchor = int(stride), float(anchor)
         self.lambda_objects, self.lambda_background = float(lambda_objects), float(lambda_background)
         self.lambda_box = float(lambda_box)
-        if normalize not in ("cells", "groups"):
-            raise ValueError(f"normalize={normalize!r} is not one of cells, groups")
         self.normalize = normalize
+
+    @staticmethod
+    def objectness_loss(config: dict[str, Any]) -> nn.Module:
+        """The per-cell objectness loss of a loss registry config (built with ``reduction="none"``)."""
+        from .registry import LOSSES
+
+        return LOSSES.build({**config, "reduction": "none"})
 
     def forward(self, outputs: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor,
                 pixels: torch.Tensor | None = None, components: bool = False

@@ -20,8 +20,8 @@ Confidence is a probability (scale invariant), never a raw logit. Everything is 
 ``softplus``/``log_softmax`` in float32, and p_obj ** gamma as exp(gamma * log p_obj), so loss and
 gradients stay finite for logits up to |1e4| (also under bf16 autocast) and no 0 * inf appears.
 
-``variant="reference"`` reproduces, element by element, the formula of the authors' package (ece-loss
-1.0.0, REFERENCE.md section 2) minus its NaN: Bernoulli sampling at 0.5 sigmoid((e-150)/10), an
+``variant="reference"`` reproduces, element by element, the formula of the authors' package (NKI-AI/ece_loss,
+PyPI ece-loss 1.0.0) minus its NaN: Bernoulli sampling at 0.5 sigmoid((e-150)/10), an
 exclusivity test on the *raw* top-2 logit gap (the raw logit for binary inputs) <= 0.5 sigmoid((e-50)/10),
 and focal weights 0.2 * (1 - p_t) ** 0.1. Unlike the package, binary targets > 0 count as annotated.
 """

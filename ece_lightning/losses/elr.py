@@ -93,7 +93,7 @@ class EarlyLearningRegularization(nn.Module):
                 raise ValueError(f"ELR needs the training samples' pixel ids shaped like the target "
                                  f"{tuple(target.shape)} (or with one more axis of ids per element), got "
                                  f"{None if pixels is None else tuple(pixels.shape)}; a hand-built "
-                                 "SegmentationDataModule needs pixel_ids=True")
+                                 "InstanceDataModule needs pixel_ids=True")
             loss = cross_entropy + self.lam * self._regulariser(probs, pixels)
         if self.reduction == "mean":
             return loss.mean()

@@ -1,6 +1,6 @@
 """Pure numpy cores of the segmentation metrics: integer counts first, ratios derived at the end.
 
-Definitions follow REFERENCE.md section 3:
+Definitions:
 - Dice over binary foreground, 2|A n B| / (|A| + |B|); both empty counts as 1.0.
 - AJI (Kumar et al. 2017, as in the MoNuSeg evaluation): each ground-truth instance is paired with
   the predicted instance of maximal IoU (a prediction may serve several ground truths);
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..data.instances import relabel_sequential
+from ..instances import relabel_sequential
 
 
 def _check_pair(target: np.ndarray, pred: np.ndarray) -> None:

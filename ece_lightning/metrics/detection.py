@@ -57,7 +57,7 @@ class BoxF1(_MatchingCounts):
         self.iou_threshold = float(iou_threshold)
 
     def _counts(self, pred, target):
-        return box_matching_counts(pred, target, self.iou_threshold)
+        return box_matching_counts(target, pred, self.iou_threshold)
 
 
 class PointF1(_MatchingCounts):
@@ -74,4 +74,4 @@ class PointF1(_MatchingCounts):
 
     def _counts(self, pred, target):
         as_points = lambda t: box_centres(t) if t.shape[-1] == 4 else t  # noqa: E731
-        return point_matching_counts(as_points(pred), as_points(target), self.radius)
+        return point_matching_counts(as_points(target), as_points(pred), self.radius)

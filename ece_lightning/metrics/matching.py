@@ -32,9 +32,10 @@ def _assign(similarity: np.ndarray, ok: np.ndarray, n_pred: int, n_target: int) 
     return tp, n_pred - tp, n_target - tp
 
 
-def box_matching_counts(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
+def box_matching_counts(target: torch.Tensor | np.ndarray, pred: torch.Tensor | np.ndarray,
                         iou_threshold: float = 0.5) -> tuple[int, int, int]:
-    """(TP, FP, FN) of predicted against label boxes, both (K, 4) as (x0, y0, x1, y1)."""
+    """(TP, FP, FN) of predicted against label boxes, both (K, 4) as (x0, y0, x1, y1) (labels first, as in
+    ``metrics.core``)."""
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold={iou_threshold} must lie in (0, 1]")
     pred, target = _as_array(pred, 4, "predicted boxes"), _as_array(target, 4, "label boxes")
@@ -44,9 +45,10 @@ def box_matching_counts(pred: torch.Tensor | np.ndarray, target: torch.Tensor | 
     return _assign(iou, iou >= iou_threshold, len(pred), len(target))
 
 
-def point_matching_counts(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
+def point_matching_counts(target: torch.Tensor | np.ndarray, pred: torch.Tensor | np.ndarray,
                           radius: float) -> tuple[int, int, int]:
-    """(TP, FP, FN) of predicted against label points, both (K, 2) as (x, y), paired within ``radius`` pixels."""
+    """(TP, FP, FN) of predicted against label points, both (K, 2) as (x, y), paired within ``radius`` pixels
+    (labels first)."""
     if not radius > 0:
         raise ValueError(f"radius={radius} must be > 0 (pixels)")
     pred, target = _as_array(pred, 2, "predicted points"), _as_array(target, 2, "label points")

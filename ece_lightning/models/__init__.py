@@ -3,22 +3,27 @@ says which task it serves (``task = "segmentation"`` or ``"detection"``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
+from ..registry import Registry
 from .unet import UNet
 from .yollo import YOLLO
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"unet": UNet, "yollo": YOLLO}
+MODELS: Registry[nn.Module] = Registry("model", "model.name", dotted_paths=True)
+MODELS.register("unet", UNet)
+MODELS.register("yollo", YOLLO)
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Instantiate the registered model ``name`` with ``kwargs``; unknown names list the valid ones."""
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}")
-    return MODELS[name](**kwargs)
+    """The registered model ``name`` built with ``kwargs``; an unknown name lists the valid ones."""
+    return MODELS.create(name, kwargs)
 
 
-__all__ = ["MODELS", "UNet", "YOLLO", "build_model"]
+def models_for(task: str) -> list[str]:
+    """Names of the registered models that serve ``task``."""
+    return [name for name, model in MODELS.items() if getattr(model, "task", None) == task]
+
+
+__all__ = ["MODELS", "UNet", "YOLLO", "build_model", "models_for"]

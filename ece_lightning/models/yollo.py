@@ -10,7 +10,7 @@ the architecture below is this project's design in that spirit:
 - Head: the 7th conv, 1x1, gives 5 channels per grid cell.
 - Output: (N, 5, H / stride, W / stride), per cell ``(t_obj, t_x, t_y, t_w, t_h)``: the objectness logit,
   the box centre offsets inside the cell (``sigmoid(t_x)``, ``sigmoid(t_y)`` in [0, 1] of a cell) and
-  the box size ``anchor * exp(t_w)``, ``anchor * exp(t_h)`` in pixels (see ``inference.detection``).
+  the box size ``anchor * exp(t_w)``, ``anchor * exp(t_h)`` in pixels (see ``postprocess.detection``).
 
 With ``depth=3`` (stride 8) and c=16 the receptive field of a cell is 70 pixels: enough context for
 nuclei of 10-40 pixels.
@@ -54,7 +54,7 @@ class YOLLO(nn.Module):
         if in_channels < 1 or base_channels < 1:
             raise ValueError(f"in_channels={in_channels} and base_channels={base_channels} must be >= 1")
         if not 1 <= depth <= 5:
-            raise ValueError(f"depth={depth} must lie in 1..5 (the number of 2x2 max pools; stride 2**depth)")
+            raise ValueError(f"depth={depth!r} must be an integer in 1..5 (the number of 2x2 max pools; stride 2**depth)")
         if not anchor > 0:
             raise ValueError(f"anchor={anchor} must be > 0 (pixels)")
         if not 0.0 < prior_probability < 1.0:

@@ -1,5 +1,5 @@
-"""What every task LightningModule shares: Adam, the validation/test loops over its metrics, sizing of
-per-pixel loss state, and evaluation-mode prediction for pictures."""
+"""What every task LightningModule shares: the optimiser (``optimizer`` config), the validation/test loops over
+its metrics, sizing of per-pixel loss state, and evaluation-mode prediction for pictures."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics import MetricCollection
 
+from ..errors import ConfigError, config_key
 from ..metrics import WeightedMean
+from ..models import MODELS, models_for
+from ..optim import build_optimizer, check_optimizer
+from ..registry import check_arguments
 from .pixel_state import allocate_pixel_state
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -22,9 +26,12 @@ class TaskModule(pl.LightningModule):
     ``evaluation_loss(outputs, batch)``; it may filter what the test logs (``test_results``).
 
     Args:
-        optimizer: Adam settings ``lr``, ``betas`` and ``weight_decay`` (paper: 1e-4, (0.9, 0.999), 0).
+        optimizer: an optimiser registry config (``ece_lightning.optim``): ``name`` (default ``adam``) and its
+            settings, e.g. ``lr``, ``betas``, ``weight_decay`` (paper: Adam, 1e-4, (0.9, 0.999), 0).
     """
 
+    #: the task this module serves (``task.name``); its network must serve it too
+    task = ""
     #: classes of per-pixel loss state (ELR's targets) per training pixel
     pixel_state_channels = 2
     #: set by the LossDynamics callback: each training step then leaves ``loss_components``, the mean loss
@@ -35,7 +42,23 @@ class TaskModule(pl.LightningModule):
 
     def __init__(self, optimizer: dict[str, Any] | None = None):
         super().__init__()
-        self.optimizer_cfg = {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.0, **(optimizer or {})}
+        self.optimizer_cfg = dict(optimizer or {})
+        with config_key("optimizer"):
+            check_optimizer(self.optimizer_cfg)
+
+    def build_network(self, model: dict[str, Any], speed: dict[str, Any] | None = None) -> None:
+        """``self.net`` from its model registry config, with the ``speed`` options applied; a model of
+        another task is a ConfigError naming the models that fit."""
+        with config_key("model"):
+            self.net = MODELS.build(model)
+        served = getattr(self.net, "task", None)
+        if served != self.task:
+            raise ConfigError(f"model.name={model.get('name')!r} is a {served} model but task.name={self.task!r}; use "
+                              + " or ".join(f"model={name}" for name in models_for(self.task)))
+        speed = dict(speed or {})
+        check_arguments(self.configure_speed, speed, prefix="speed")
+        with config_key("speed"):
+            self.configure_speed(**speed)
 
     def init_metrics(self) -> None:
         self.val_metrics = self.make_metrics("val/")
@@ -62,8 +85,11 @@ class TaskModule(pl.LightningModule):
         """Speed options of the network (``speed`` in the config): ``channels_last`` stores it and its inputs
         NHWC; ``compile`` runs it through ``torch.compile`` (mode ``compile_mode``). The compiled network is
         kept outside the module's children, so state dicts and checkpoints are those of an uncompiled run."""
+        for key, value, kind in (("channels_last", channels_last, bool), ("compile", compile, bool)):
+            if not isinstance(value, kind):
+                raise ValueError(f"speed.{key}={value!r} must be true or false")
         if compile_mode not in COMPILE_MODES:
-            raise ValueError(f"speed.compile_mode={compile_mode!r} is not one of {', '.join(COMPILE_MODES)}")
+            raise ValueError(f"speed.compile_mode={compile_mode!r} must be one of {', '.join(COMPILE_MODES)}")
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -127,6 +153,4 @@ class TaskModule(pl.LightningModule):
         return (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        cfg = self.optimizer_cfg
-        return torch.optim.Adam(self.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
-                                weight_decay=cfg["weight_decay"])
+        return build_optimizer(self.optimizer_cfg, self.parameters())

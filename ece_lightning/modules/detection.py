@@ -9,10 +9,11 @@ import torch
 from torchmetrics import MetricCollection
 
 from ..data.targets import instance_boxes
-from ..inference.detection import Detections, detect
+from ..errors import config_key
 from ..losses.detection import DetectionLoss
 from ..metrics import BoxF1, PointF1
-from ..models import build_model
+from ..postprocess.detection import Detections, check_detection_options, detect
+from ..registry import check_arguments
 from .base import TaskModule
 
 # What a test run reports: the full set on exhaustive test labels, only exclusive recall otherwise.
@@ -28,7 +29,7 @@ class DetectionModule(TaskModule):
         model: registry config of a detection network, e.g. ``{"name": "yollo", "depth": 3}``.
         loss: registry config of the *objectness* loss (``ce``: BCE, ``ece``: binary exclusive CE,
             ``focal``); box regression is the detection loss's own.
-        optimizer: Adam settings ``lr``, ``betas`` and ``weight_decay``.
+        optimizer: optimiser registry config (``name``, ``lr``, ``betas``, ``weight_decay``).
         postprocess: ``score_threshold`` (objectness probability, default 0.5), ``nms_iou`` (paper 0.2),
             ``max_detections`` per image.
         loss_weights: ``lambda_objects`` (paper 1), ``lambda_background`` (paper 10), ``lambda_box``,
@@ -36,7 +37,10 @@ class DetectionModule(TaskModule):
         metrics: ``iou_threshold`` of a true positive (paper 0.5) and ``point_radius`` (pixels; > 0 adds
             point-based F1 on box centres, for datasets labelled by centroids).
         exhaustive_test: whether the test labels are exhaustive; if not, only exclusive recall is reported.
+        speed: ``channels_last``, ``compile``, ``compile_mode`` (``TaskModule.configure_speed``).
     """
+
+    task = "detection"
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
                  postprocess: dict[str, Any] | None = None, loss_weights: dict[str, Any] | None = None,
@@ -44,14 +48,22 @@ class DetectionModule(TaskModule):
                  speed: dict[str, Any] | None = None):
         super().__init__(optimizer)
         self.save_hyperparameters()
-        self.net = build_model(**model)
-        if getattr(self.net, "task", None) != "detection" or not hasattr(self.net, "stride"):
-            raise ValueError(f"model.name={model.get('name')!r} is not a detection model; task=detection needs "
-                             "model=yollo")
-        self.configure_speed(**(speed or {}))
-        self.criterion = DetectionLoss(loss, stride=self.net.stride, anchor=self.net.anchor, **(loss_weights or {}))
-        self.postprocess_cfg = {"score_threshold": 0.5, "nms_iou": 0.2, "max_detections": 1000, **(postprocess or {})}
-        self.metrics_cfg = {"iou_threshold": 0.5, "point_radius": 0.0, **(metrics or {})}
+        self.build_network(model, speed)
+        loss_weights = dict(loss_weights or {})
+        check_arguments(DetectionLoss, {"objectness": None, "stride": 1, "anchor": 1.0, **loss_weights},
+                        prefix="task.loss_weights")
+        with config_key("loss"):
+            objectness = DetectionLoss.objectness_loss(loss)
+        with config_key("task.loss_weights"):
+            self.criterion = DetectionLoss(objectness, stride=self.net.stride, anchor=self.net.anchor, **loss_weights)
+        postprocess = dict(postprocess or {})
+        check_arguments(check_detection_options, postprocess, prefix="task.postprocess")
+        with config_key("task.postprocess"):
+            self.postprocess_cfg = check_detection_options(**postprocess)
+        metrics = {"iou_threshold": 0.5, "point_radius": 0.0, **(metrics or {})}
+        check_arguments(_metric_settings, metrics, prefix="task.metrics")
+        with config_key("task.metrics"):
+            self.metrics_cfg = _metric_settings(**metrics)
         self.exhaustive_test = bool(exhaustive_test)
         self.init_metrics()
 
@@ -97,7 +109,7 @@ class DetectionModule(TaskModule):
     def draw_predictions(self, batch: dict[str, torch.Tensor], max_images: int = 4) -> list[np.ndarray]:
         """RGB uint8 images of the first ``max_images`` samples with label boxes (green) and predicted
         boxes (magenta)."""
-        from ..data.overlay import draw_boxes
+        from ..drawing import draw_boxes
 
         images, outputs = self.predict_images(batch, max_images)
         detections = self.detect(outputs, tuple(images.shape[-2:]))
@@ -107,3 +119,13 @@ class DetectionModule(TaskModule):
             drawn.append(draw_boxes(self.to_rgb(image), labels=boxes[image_index == i].cpu().numpy(),
                                     predictions=detections.of_image(i)[0].cpu().numpy()))
         return drawn
+
+
+def _metric_settings(iou_threshold: float = 0.5, point_radius: float = 0.0) -> dict[str, float]:
+    """The detection ``metrics`` settings, checked: a true positive's IoU in (0, 1]; the point-F1 radius in
+    pixels (>= 0; 0 = no point F1)."""
+    if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, (int, float)) or not 0 < iou_threshold <= 1:
+        raise ValueError(f"iou_threshold={iou_threshold!r} must lie in (0, 1]")
+    if isinstance(point_radius, bool) or not isinstance(point_radius, (int, float)) or point_radius < 0:
+        raise ValueError(f"point_radius={point_radius!r} must be a number >= 0 (pixels; 0 = no point F1)")
+    return {"iou_threshold": float(iou_threshold), "point_radius": float(point_radius)}

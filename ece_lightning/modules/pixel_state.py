@@ -15,7 +15,7 @@ def allocate_pixel_state(module: nn.Module, datamodule: Any, num_channels: int) 
         return
     if datamodule is None or not hasattr(datamodule, "num_train_pixels"):
         raise RuntimeError("this loss keeps a state per training pixel: train with a DataModule that provides "
-                           "num_train_pixels (ece_lightning.data.SegmentationDataModule)")
+                           "num_train_pixels (ece_lightning.data.InstanceDataModule)")
     for loss in losses:
         loss.allocate(datamodule.num_train_pixels, num_channels)
     # Every rank applies every rank's updates itself: DDP must not broadcast these (large) buffers each step.

@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 
 from ece_lightning.analysis.dynamics import read_dynamics, resmooth
-from ece_lightning.callbacks import ECEAnnealing, LossDynamics
+from ece_lightning.callbacks import LossDynamics, LossSchedules
 from ece_lightning.callbacks.dynamics import COLUMNS
-from ece_lightning.data.datamodule import SegmentationDataModule
+from ece_lightning.data.datamodule import InstanceDataModule
 from ece_lightning.modules import DetectionModule, SegmentationModule
 
 
@@ -79,9 +79,9 @@ def _fit(tmp_path, callbacks, loss="ece", max_epochs=3, module_cls=SegmentationM
     pl.seed_everything(0)
     model = model or {"name": "unet", "base_channels": 4, "depth": 2}
     module = module_cls(model=model, loss={"name": loss}, optimizer={"lr": 1e-2})
-    datamodule = SegmentationDataModule(sparsity=0.5, batch_size=2, num_train=4, num_val=2, num_test=2, image_size=32)
+    datamodule = InstanceDataModule(sparsity=0.5, batch_size=2, num_train=4, num_val=2, num_test=2, image_size=32)
     trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=pl.loggers.CSVLogger(tmp_path, name="log"),
-                         callbacks=[ECEAnnealing(), *callbacks], enable_progress_bar=False,
+                         callbacks=[LossSchedules(), *callbacks], enable_progress_bar=False,
                          enable_model_summary=False, default_root_dir=tmp_path, log_every_n_steps=1)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return trainer, module

@@ -4,11 +4,11 @@ check tiny on the CPU, so the script is not first tried on rented GPU time."""
 import os
 import subprocess
 
-from .helpers import REPO_ROOT
+from .helpers import BIN, REPO_ROOT
 
 
 def test_gpu_checks_script_runs_every_check_in_smoke_mode(tmp_path):
-    env = {**os.environ, "SMOKE": "1", "OUT": str(tmp_path), "WANDB_MODE": "disabled"}
+    env = {**os.environ, "SMOKE": "1", "OUT": str(tmp_path), "WANDB_MODE": "disabled", "BIN": str(BIN)}
     result = subprocess.run(["bash", str(REPO_ROOT / "experiments" / "gpu_checks.sh")], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -30,10 +30,10 @@ def test_gpu_checks_script_reports_a_failing_check_and_runs_the_others(tmp_path)
     env = {**os.environ, "SMOKE": "1", "OUT": str(tmp_path), "CHECKS": "1 2b", "BIN": str(tmp_path / "bin")}
     (tmp_path / "bin").mkdir()
     for tool in ("python", "ece-train", "ece-report"):
-        (tmp_path / "bin" / tool).symlink_to(REPO_ROOT / ".venv" / "bin" / tool)
+        (tmp_path / "bin" / tool).symlink_to(BIN / tool)
     fake = tmp_path / "bin" / "ece-bench"  # refuses `loss`, passes `train` through
     fake.write_text(f"#!/bin/bash\nif [[ $1 == loss ]]; then echo 'ece-bench: error: boom' >&2; exit 2; fi\n"
-                    f"exec {REPO_ROOT / '.venv' / 'bin' / 'ece-bench'} \"$@\"\n")
+                    f"exec {BIN / 'ece-bench'} \"$@\"\n")
     fake.chmod(0o755)
     result = subprocess.run(["bash", str(REPO_ROOT / "experiments" / "gpu_checks.sh")], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=300)

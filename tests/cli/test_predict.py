@@ -8,8 +8,8 @@ import pytest
 import tifffile
 
 from ece_lightning.data.synthetic import SyntheticConfig, generate_tile
-from ece_lightning.inference.postprocess import foreground_to_instances
-from ece_lightning.inference.tiled import load_predictor
+from ece_lightning.inference.predictors import load_predictor
+from ece_lightning.postprocess.segmentation import foreground_to_instances
 
 from .helpers import run_cli
 
@@ -61,7 +61,9 @@ def test_trained_model_on_a_tiff(trained, tmp_path):
     (["tile=100"], "tile=100 must be a positive multiple of 8"),
     (["precision=fp8"], "precision='fp8' is not one of 32, bf16"),
     (["geojson.geometry=circle"], "geojson.geometry='circle' is not one of point, polygon, box"),
-    (["+segmentation.postprocess.method=blobs"], "segmentation.postprocess={'method': 'blobs', "),
+    (["+segmentation.postprocess.method=blobs"],
+     "segmentation.postprocess.method='blobs' is not registered; valid: components, watershed"),
+    (["+geojson.shape=point"], "unknown key(s) geojson.shape; valid: enabled, gzip, geometry, class_name, colour"),
 ])
 def test_bad_input_is_named(trained, tmp_path, args, message):
     checkpoint, image_path, _, _ = trained

@@ -105,12 +105,12 @@ def test_runs_finished_before_resuming_existed_are_still_skipped(tmp_path):
     """Their fingerprint counted the old checkpoint settings (save_last, save_top_k 0)."""
     from hydra import compose, initialize_config_dir
 
-    from ece_lightning.cli.train import completed_run, config_fingerprint
     from ece_lightning.config import CONFIG_DIR
+    from ece_lightning.runs.state import completed_run, config_fingerprint
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["loss=ece", f"paths.output_dir={tmp_path}"])
-    legacy = config_fingerprint(cfg, legacy=True)
+    legacy = config_fingerprint(cfg, layout="v1")
     assert legacy != config_fingerprint(cfg)
     (tmp_path / "metrics.json").write_text(json.dumps({"test/dice": 0.5, "config_sha1": legacy}))
     assert completed_run(tmp_path, cfg)["test/dice"] == 0.5

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ece_lightning.config import CONFIG_DIR, ConfigError
-from ece_lightning.launchers import check_launch, requested_devices, slurm_job_script
+from ece_lightning.runs.launch import check_launch, requested_devices, slurm_job_script
 
 from .helpers import TINY, run_cli
 
@@ -146,9 +146,9 @@ def test_ddp_spawn_with_the_csv_logger_is_refused_with_the_fix(tmp_path):
 def test_global_batch_must_split_evenly_over_processes():
     from types import SimpleNamespace
 
-    from ece_lightning.data.datamodule import SegmentationDataModule
+    from ece_lightning.data.datamodule import InstanceDataModule
 
-    datamodule = SegmentationDataModule(batch_size=6)
+    datamodule = InstanceDataModule(batch_size=6)
     datamodule.trainer = SimpleNamespace(world_size=4)
     with pytest.raises(ValueError, match="batch_size=6 is the global batch and must divide evenly over the 4"):
         datamodule.per_device_batch_size()

@@ -141,7 +141,7 @@ def test_missing_real_dataset_is_named_before_anything_runs(tmp_path):
     result = run_cli("ece-train", "dataset=cpm15", f"hydra.run.dir={tmp_path / 'x'}",
                      env={"ECE_DATASETS": str(tmp_path / "nowhere")})
     assert result.returncode == 2
-    assert "dataset.root=" in result.stderr and "nowhere/cpm15_miccai2015_train does not exist" in result.stderr
+    assert "dataset.root=" in result.stderr and "nowhere/cpm15_miccai2015_train: dataset folder not found" in result.stderr
 
 
 def test_augmentation_preview_writes_a_grid_and_does_not_train(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 import wandb
 from hydra import compose, initialize_config_dir
 
-from ece_lightning.cli.train import train
 from ece_lightning.config import CONFIG_DIR
+from ece_lightning.runs.training import train
 
 from .helpers import TINY
 
@@ -21,7 +21,7 @@ def _config(tmp_path):
 
 
 def _finishes_with_a_warning(tmp_path, caplog, expected):
-    with caplog.at_level(logging.WARNING, logger="ece_lightning.logging_setup"):
+    with caplog.at_level(logging.WARNING, logger="ece_lightning.runs.loggers"):
         metrics = train(_config(tmp_path))
     assert 0.0 <= metrics["test/dice"] <= 1.0
     assert json.loads((tmp_path / "metrics.json").read_text())["test/dice"] == metrics["test/dice"]

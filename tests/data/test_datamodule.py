@@ -1,11 +1,11 @@
 import numpy as np
 import torch
 
-from ece_lightning.data.datamodule import SegmentationDataModule
+from ece_lightning.data.datamodule import InstanceDataModule
 
 
 def _datamodule(sparsity):
-    dm = SegmentationDataModule(source="synthetic", sparsity=sparsity, sparsify_seed=3, batch_size=4,
+    dm = InstanceDataModule(source="synthetic", sparsity=sparsity, sparsify_seed=3, batch_size=4,
                                 num_train=6, num_val=4, num_test=4, image_size=64)
     dm.setup("fit")
     return dm

@@ -78,11 +78,11 @@ def test_degenerate_polygons_are_counted_as_warnings(tmp_path):
 
 
 def test_points_only_datasets_prepare_but_refuse_segmentation(tmp_path):
-    from ece_lightning.data.sources import load_prepared
+    from ece_lightning.data.sources import PreparedSource
 
     root = native.write_crchisto(tmp_path / "crc", count=5)
     prepared = prepare_dataset("crc", "crchisto", root, tmp_path / "cache", split={"method": "random", "test": 1, "val": 1})
     assert prepared.manifest["annotation"] == "points" and prepared.load("img1").points.shape == (3, 2)
     with pytest.raises(DatasetError, match="centroid|points only"):
-        load_prepared("crc", "crchisto", str(root), str(tmp_path / "cache"),
-                      split={"method": "random", "test": 1, "val": 1})
+        PreparedSource("crc", "crchisto", str(root), str(tmp_path / "cache"),
+                       split={"method": "random", "test": 1, "val": 1}).load()

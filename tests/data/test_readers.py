@@ -207,9 +207,9 @@ def test_real_monuseg_xml_holds_the_published_polygon_count(monuseg_dir):
 
 
 def test_real_cpm15_split_serves_random_crops_and_exhaustive_tiles(cpm15_dir, tmp_path):
-    from ece_lightning.data.datamodule import SegmentationDataModule
+    from ece_lightning.data.datamodule import InstanceDataModule
 
-    dm = SegmentationDataModule(source="prepared", name="cpm15", format="cpm15_miccai", root=str(cpm15_dir),
+    dm = InstanceDataModule(source="prepared", name="cpm15", format="cpm15_miccai", root=str(cpm15_dir),
                                 cache_dir=str(tmp_path), split={"method": "random", "test": 4, "val": 3},
                                 sparsity=0.3, crop_size=64, crops_per_epoch=10, eval_tile=128, batch_size=5)
     dm.setup("fit")

@@ -50,12 +50,12 @@ def _epoch_batches(datamodule, epochs, noise):
 
 
 def _datamodule(workers, persistent):
-    from ece_lightning.data.datamodule import SegmentationDataModule
+    from ece_lightning.data.datamodule import InstanceDataModule
 
     augment = {"enabled": True, "blur": {"p": 0.5, "kernel_sizes": [3, 5]}, "noise": {"p": 0.5, "std": 5.0},
                "rotate90": {"p": 0.5}, "hflip": {"p": 0.5}, "vflip": {"p": 0.5}, "transpose": {"p": 0.5},
                "stain": {"p": 0.5, "sigma": 0.05, "bias": 0.05}}
-    datamodule = SegmentationDataModule(source="synthetic", sparsity=0.5, batch_size=2, num_workers=workers,
+    datamodule = InstanceDataModule(source="synthetic", sparsity=0.5, batch_size=2, num_workers=workers,
                                         persistent_workers=persistent, num_train=4, num_val=3, num_test=1,
                                         image_size=48, crop_size=32, crops_per_epoch=8, augment=augment,
                                         loader_seed=7)

@@ -41,7 +41,7 @@ def test_counts_and_auto_fallback():
     ({"method": "given"}, "gives no test images"),
     ({"method": "random", "test": 10, "val": 5}, "leaves no image to train on"),
     ({"method": "random", "test": 2.5}, "dataset.split.test=2.5"),
-    ({"method": "slides"}, "dataset.split.method='slides'; valid: auto, given, random"),
+    ({"method": "slides"}, "dataset.split.method='slides' must be one of auto, given, random"),
 ])
 def test_bad_split_settings_are_named(kwargs, message):
     with pytest.raises(DatasetError, match=message.replace("(", r"\(")):

@@ -4,7 +4,7 @@ from scipy import ndimage as ndi
 from skimage.color import rgb2gray, rgb2hed
 from skimage.filters import threshold_otsu
 
-from ece_lightning.data.sources import load_synthetic
+from ece_lightning.data.sources import SyntheticSource
 from ece_lightning.data.synthetic import SyntheticConfig, generate_split, generate_tile
 from ece_lightning.metrics.core import dice
 
@@ -55,7 +55,7 @@ def test_a_global_threshold_does_not_solve_it():
 
 
 def test_splits_are_disjoint_and_sized():
-    splits = load_synthetic(seed=0, num_train=4, num_val=2, num_test=3, image_size=64)
+    splits = SyntheticSource(seed=0, num_train=4, num_val=2, num_test=3, image_size=64).load()
     assert [len(splits[s]) for s in ("train", "val", "test")] == [4, 2, 3]
     all_images = np.concatenate([splits[s].images for s in ("train", "val", "test")])
     flat = all_images.reshape(len(all_images), -1)
@@ -69,5 +69,5 @@ def test_bad_generator_settings_are_named(bad):
 
 
 def test_bad_split_size_is_named():
-    with pytest.raises(ValueError, match="num_val"):
-        load_synthetic(num_val=0)
+    with pytest.raises(ValueError, match="num_val=0 must be an integer >= 1"):
+        SyntheticSource(num_val=0)

@@ -149,9 +149,9 @@ def test_stain_rejects_negative_strength():
 
 
 def test_datamodule_augments_training_only_and_reproducibly():
-    from ece_lightning.data.datamodule import SegmentationDataModule
+    from ece_lightning.data.datamodule import InstanceDataModule
 
-    dm = SegmentationDataModule(sparsity=1.0, batch_size=2, num_train=4, num_val=2, num_test=2, image_size=32,
+    dm = InstanceDataModule(sparsity=1.0, batch_size=2, num_train=4, num_val=2, num_test=2, image_size=32,
                                 crop_size=16, augment=PAPER)
     dm.setup("fit")
     assert dm.datasets["train"].transform is not None

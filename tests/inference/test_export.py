@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from ece_lightning.bench.slides import ThresholdSegmenter, render
+from ece_lightning.inference.engine import GeoJsonOptions, PredictOptions, predict_slide
+from ece_lightning.inference.predictors import SegmentationTiles
 from ece_lightning.inference.slide import ArraySource
-from ece_lightning.inference.tiled import PredictOptions, SegmentationTiles, predict_slide
 
 GOLDEN = Path(__file__).parent / "golden" / "three_nuclei.geojson"
 DISKS = np.array([[40.0, 50.0, 9.0], [128.0, 127.5, 6.5], [200.0, 30.0, 11.0]])
@@ -43,7 +44,7 @@ def test_geojson_matches_the_golden_file_and_parses(tmp_path):
 
 
 def test_points_and_gzip(tmp_path):
-    _predict(tmp_path, geometry="point", geojson_gzip=True, class_name="Tumour", colour=(0, 128, 255),
+    _predict(tmp_path, geojson=GeoJsonOptions(geometry="point", gzip=True, class_name="Tumour", colour=(0, 128, 255)),
              probability_map=False)
     assert not (tmp_path / "objects.geojson").exists() and not (tmp_path / "probability.tif").exists()
     with gzip.open(tmp_path / "objects.geojson.gz", "rt") as handle:

@@ -11,15 +11,11 @@ import torch
 from scipy.spatial import cKDTree
 
 from ece_lightning.bench.slides import ComponentDetector, ThresholdSegmenter, disk_centres, write_disk_slide
+from ece_lightning.errors import PredictError
+from ece_lightning.inference.engine import GeoJsonOptions, PredictOptions, predict_slide
 from ece_lightning.inference.export import parquet_schema
+from ece_lightning.inference.predictors import DetectionTiles, SegmentationTiles
 from ece_lightning.inference.slide import ArraySource, open_image
-from ece_lightning.inference.tiled import (
-    DetectionTiles,
-    PredictError,
-    PredictOptions,
-    SegmentationTiles,
-    predict_slide,
-)
 from ece_lightning.models import UNet
 
 SIZE = 4096
@@ -120,7 +116,7 @@ def test_stitched_probability_equals_a_single_pass(tmp_path):
 def test_parquet_schema_and_metadata(big_slide, tmp_path):
     path, _ = big_slide
     with open_image(path, level=1) as source:
-        predict_slide(_detector(), source, tmp_path / "out", _options(tile=256, overlap=32, geojson=False))
+        predict_slide(_detector(), source, tmp_path / "out", _options(tile=256, overlap=32, geojson=GeoJsonOptions(enabled=False)))
     table = pq.read_table(tmp_path / "out" / "objects.parquet")
     assert table.schema.remove_metadata().equals(parquet_schema())
     metadata = json.loads(table.schema.metadata[b"ece_lightning"])
@@ -177,7 +173,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
         with pytest.raises(PredictError, match=r"an unfinished prediction with other settings \(differs in: grid\)"):
             predict_slide(_segmenter(), source, tmp_path / "other", _options(tile=256, overlap=64, block_tiles=2))
         fresh = predict_slide(_segmenter(), source, tmp_path / "other",
-                              _options(tile=256, overlap=64, block_tiles=2, resume=False, geojson=False))
+                              _options(tile=256, overlap=64, block_tiles=2, resume=False, geojson=GeoJsonOptions(enabled=False)))
         assert not (tmp_path / "other" / "objects.geojson").exists()  # nothing stale from before
         with pytest.raises(PredictError, match=r"a finished prediction with other settings.*resume=false to replace"):
             predict_slide(_segmenter(), source, tmp_path / "other", options)
@@ -194,21 +190,21 @@ def test_tissue_mask_skips_glass_and_keeps_every_object(tmp_path):
 
 
 def test_a_crash_while_finishing_leaves_complete_files_and_resumes(tmp_path, monkeypatch):
-    import ece_lightning.inference.tiled as tiled
+    import ece_lightning.inference.engine as engine
 
     disks = disk_centres(512, spacing=40, seed=9)
     source = open_image(write_disk_slide(tmp_path / "slide.tif", 512, disks, tile=128, levels=1))
     options = _options(tile=128, overlap=32, block_tiles=2)
-    original = tiled.write_probability_tiff
+    original = engine.write_probability_tiff
 
     def crash(*args, **kwargs):
         raise _Crash("killed while writing the probability map")
 
-    monkeypatch.setattr(tiled, "write_probability_tiff", crash)
+    monkeypatch.setattr(engine, "write_probability_tiff", crash)
     with pytest.raises(_Crash):
         predict_slide(_segmenter(), source, tmp_path / "out", options)
     assert not list((tmp_path / "out").glob("*.partial")) and not (tmp_path / "out" / "summary.json").exists()
-    monkeypatch.setattr(tiled, "write_probability_tiff", original)
+    monkeypatch.setattr(engine, "write_probability_tiff", original)
     summary = predict_slide(_segmenter(), source, tmp_path / "out", options)
     assert summary["tiles_predicted_this_run"] == 0 and summary["objects"] == len(disks)
     assert (tmp_path / "out" / "probability.tif").is_file()

@@ -95,7 +95,7 @@ def test_focal_alone_reweights_unannotated_terms(classes):
 
 
 def _reference_formula(logits, target, epoch, uniform):
-    """The authors' formula written out directly (REFERENCE.md section 2), for bounded inputs."""
+    """The authors' formula written out directly (ece-loss 1.0.0), for bounded inputs."""
     ce = F.cross_entropy(logits, target, reduction="none")
     unannotated = (target == 0).float()
     rate = 0.5 / (1 + math.exp(-(epoch - 150) / 10))

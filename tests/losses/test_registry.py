@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from ece_lightning.losses import LOSSES, build_loss
+from ece_lightning.registry import RegistryError
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -47,5 +48,5 @@ def test_ce_shape_mismatch_is_explained():
 
 
 def test_unknown_loss_lists_the_registry():
-    with pytest.raises(KeyError, match="registered losses: ce"):
+    with pytest.raises(RegistryError, match="loss.name='dice' is not registered; valid: ce, ece, elr, focal"):
         build_loss("dice")

@@ -10,27 +10,27 @@ LABELS = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
 
 def test_exact_and_shifted_boxes():
     shifted = torch.tensor([[2.0, 0.0, 12.0, 10.0]])  # IoU 80 / 120 = 0.667
-    assert box_matching_counts(shifted, LABELS[:1]) == (1, 0, 0)
+    assert box_matching_counts(LABELS[:1], shifted) == (1, 0, 0)
     far = torch.tensor([[5.0, 0.0, 15.0, 10.0]])  # IoU 50 / 150 = 0.333
-    assert box_matching_counts(far, LABELS[:1]) == (0, 1, 1)
+    assert box_matching_counts(LABELS[:1], far) == (0, 1, 1)
 
 
 def test_a_duplicate_detection_counts_once():
     preds = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
-    assert box_matching_counts(preds, LABELS) == (2, 1, 0)
+    assert box_matching_counts(LABELS, preds) == (2, 1, 0)
 
 
 def test_a_label_box_is_matched_once_and_the_assignment_maximises_pairs():
     # Prediction A overlaps labels L1 (IoU 0.82) and L2 (IoU 0.67); prediction B only L1 (IoU 0.54).
     labels = torch.tensor([[0.0, 0.0, 10.0, 10.0], [3.0, 0.0, 13.0, 10.0]])
     preds = torch.tensor([[1.0, 0.0, 11.0, 10.0], [-3.0, 0.0, 7.0, 10.0]])
-    assert box_matching_counts(preds, labels) == (2, 0, 0)  # greedy A->L1 would leave B unmatched
+    assert box_matching_counts(labels, preds) == (2, 0, 0)  # greedy A->L1 would leave B unmatched
 
 
 def test_no_predictions_and_no_labels():
     empty = torch.zeros((0, 4))
-    assert box_matching_counts(empty, LABELS) == (0, 0, 2)
-    assert box_matching_counts(LABELS, empty) == (0, 2, 0)
+    assert box_matching_counts(LABELS, empty) == (0, 0, 2)
+    assert box_matching_counts(empty, LABELS) == (0, 2, 0)
     assert box_matching_counts(empty, empty) == (0, 0, 0)
     assert detection_scores(0, 0, 0) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
     assert detection_scores(0, 0, 2) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
@@ -40,10 +40,10 @@ def test_no_predictions_and_no_labels():
 def test_points_pair_within_the_radius():
     labels = torch.tensor([[10.0, 10.0], [30.0, 10.0]])
     preds = torch.tensor([[12.0, 11.0], [11.0, 9.0], [30.0, 16.0]])  # a duplicate; one 6 px off
-    assert point_matching_counts(preds, labels, radius=5) == (1, 2, 1)
-    assert point_matching_counts(preds, labels, radius=6) == (2, 1, 0)
+    assert point_matching_counts(labels, preds, radius=5) == (1, 2, 1)
+    assert point_matching_counts(labels, preds, radius=6) == (2, 1, 0)
     with pytest.raises(ValueError, match="radius"):
-        point_matching_counts(preds, labels, radius=0)
+        point_matching_counts(labels, preds, radius=0)
 
 
 def test_box_f1_sums_counts_over_images():

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from ece_lightning.models import MODELS, YOLLO, UNet, build_model
+from ece_lightning.registry import RegistryError
 
 SMALL = {"unet": {"base_channels": 4, "depth": 2}, "yollo": {"base_channels": 4, "depth": 2}}
 # Output of a (2, 3, 32, 48) input: segmentation keeps the size, detection gives a 5-channel grid.
@@ -18,7 +19,7 @@ def test_every_model_has_its_task_shape_and_trains(name):
 
 
 def test_unknown_model_lists_the_registry():
-    with pytest.raises(KeyError, match="registered models: unet, yollo"):
+    with pytest.raises(RegistryError, match="model.name='resnet' is not registered; valid: unet, yollo"):
         build_model("resnet")
 
 

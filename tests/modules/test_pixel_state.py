@@ -4,7 +4,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from ece_lightning.data.datamodule import SegmentationDataModule
+from ece_lightning.data.datamodule import InstanceDataModule
 from ece_lightning.modules import DetectionModule, SegmentationModule
 
 DATA = {"source": "synthetic", "num_train": 4, "num_val": 2, "num_test": 2, "image_size": 32, "batch_size": 2,
@@ -34,7 +34,7 @@ def _buffer(module):
 def test_elr_buffer_is_sized_trained_checkpointed_and_resumed(tmp_path, module_cls, model):
     pl.seed_everything(0)
     module = module_cls(model=model, loss=ELR)
-    datamodule = SegmentationDataModule(**DATA)
+    datamodule = InstanceDataModule(**DATA)
     trainer = _trainer(tmp_path, 1)
     trainer.fit(module, datamodule=datamodule)
     buffer = _buffer(module)  # two classes: background/foreground, or background/object for detection
@@ -51,6 +51,6 @@ def test_elr_buffer_is_sized_trained_checkpointed_and_resumed(tmp_path, module_c
     # Resume: setup() allocates zeros, then the checkpoint's buffer is loaded over them.
     probe = _BufferAtStart()
     resumed = module_cls(model=model, loss=ELR)
-    _trainer(tmp_path, 2, [probe]).fit(resumed, datamodule=SegmentationDataModule(**DATA), ckpt_path=checkpoint)
+    _trainer(tmp_path, 2, [probe]).fit(resumed, datamodule=InstanceDataModule(**DATA), ckpt_path=checkpoint)
     assert torch.equal(probe.buffer, buffer)
     assert not torch.equal(_buffer(resumed), buffer)  # and the second epoch updated it

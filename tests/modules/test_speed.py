@@ -38,7 +38,7 @@ def test_a_compiled_module_keeps_the_plain_state_dict():
 
 
 def test_unknown_compile_mode_is_named():
-    with pytest.raises(ValueError, match="speed.compile_mode='fastest' is not one of default"):
+    with pytest.raises(ValueError, match="speed.compile_mode='fastest' must be one of default"):
         SegmentationModule(model=UNET, loss={"name": "ce"}, speed={"compile_mode": "fastest"})
 
 

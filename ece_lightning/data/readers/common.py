@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import DatasetError
+
 IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"})
-
-
-class DatasetError(ValueError):
-    """A problem with the user's dataset files; the message names the file and what was expected."""
 
 
 @dataclass
