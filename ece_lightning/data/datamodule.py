@@ -98,9 +98,11 @@ class InstanceDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        splits = self.source.load()
-        for name, split in splits.items():
+        self.splits = self.source.load()
+        self.annotations: dict[str, list[np.ndarray]] = {}
+        for name, split in self.splits.items():
             instances = self._sparse(name, split) if name in _SPLIT_ID_OFFSET else split.instances
+            self.annotations[name] = instances
             if name == "train":
                 dataset = InstanceMapDataset(split.images, instances, self.crop_size, random_crops=True,
                                              samples_per_epoch=self.crops_per_epoch, transform=self.train_transform(),
@@ -109,6 +111,23 @@ class InstanceDataModule(pl.LightningDataModule):
                 dataset = InstanceMapDataset(split.images, instances, self.eval_tile)
             self.datasets[name] = dataset
             self.annotated_objects[name] = (_count_objects(instances), _count_objects(split.instances))
+
+    def evaluation_dataset(self, split: str) -> tuple[InstanceMapDataset, list[str]]:
+        """Evaluation tiles (``eval_tile``, as the val/test loaders serve them) of the images of ``split`` (``train``,
+        ``val``, ``test`` or ``all``) with their annotations (sparse in train/val at ``sparsity``), and the ids of
+        the source images (the dataset's own ids, or ``<split>-<n>``) in the order of the samples' ``index``."""
+        self.setup("test")
+        names = list(self.splits) if split == "all" else [split]
+        missing = [name for name in names if name not in self.splits]
+        if missing:
+            raise ValueError(f"split={split!r}: the dataset has no {missing[0]} split (it has {', '.join(self.splits)})")
+        images, instances, ids = [], [], []
+        for name in names:
+            split_data = self.splits[name]
+            images += list(split_data.images)
+            instances += list(self.annotations[name])
+            ids += list(split_data.ids or (f"{name}-{i}" for i in range(len(split_data))))
+        return InstanceMapDataset(images, instances, self.eval_tile), ids
 
     @property
     def num_train_pixels(self) -> int:

@@ -71,7 +71,10 @@ class TaskModule(pl.LightningModule):
     def make_metrics(self, prefix: str) -> MetricCollection:
         raise NotImplementedError
 
-    def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, target_instances: torch.Tensor) -> None:
+    def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, target_instances: torch.Tensor,
+                       records: list[dict[str, Any]] | None = None) -> None:
+        """Update ``metrics`` with a batch; with ``records`` (a list) also append one dict of integer counts per
+        sample, from the same post-processed predictions (``ece-eval``'s per-image table)."""
         raise NotImplementedError
 
     def evaluation_loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:

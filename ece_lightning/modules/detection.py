@@ -92,12 +92,20 @@ class DetectionModule(TaskModule):
         self.log_dict({f"train/loss_{k}": v for k, v in parts.items()}, on_step=False, on_epoch=True, batch_size=size)
         return loss
 
-    def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, target_instances: torch.Tensor) -> None:
+    def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, target_instances: torch.Tensor,
+                       records: list[dict[str, Any]] | None = None) -> None:
         detections = self.detect(outputs, tuple(target_instances.shape[-2:]))
         boxes, image_index = instance_boxes(target_instances)
         preds = [detections.of_image(i)[0].cpu() for i in range(len(outputs))]
         targets = [boxes[image_index == i].cpu() for i in range(len(outputs))]
         metrics.update(preds, targets)
+        if records is not None:
+            from ..metrics.matching import box_matching_counts
+
+            for pred, target in zip(preds, targets):
+                tp, fp, fn = box_matching_counts(target, pred, self.metrics_cfg["iou_threshold"])
+                records.append({"true_objects": len(target), "predicted_objects": len(pred), "tp": tp, "fp": fp,
+                                "fn": fn})
 
     def evaluation_loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._loss(outputs, batch)[0]

@@ -80,12 +80,16 @@ class SegmentationModule(TaskModule):
         ])
         return foreground, instances
 
-    def update_metrics(self, metrics: MetricCollection, logits: torch.Tensor, target_instances: torch.Tensor) -> None:
+    def update_metrics(self, metrics: MetricCollection, logits: torch.Tensor, target_instances: torch.Tensor,
+                       records: list[dict[str, Any]] | None = None) -> None:
         foreground, instances = self.segment(logits)
         target = target_instances.cpu()
         metrics["dice"].update(foreground, target > 0)
         metrics["aji"].update(instances, target)
         metrics["fg_ratio"].update(foreground, target > 0)
+        if records is not None:
+            records.extend(segmentation_counts(t, f, i) for t, f, i in
+                           zip(target.numpy(), foreground.numpy(), instances.numpy()))
 
     def evaluation_loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._loss(logits, batch)
@@ -100,3 +104,15 @@ class SegmentationModule(TaskModule):
         labels = batch["instances"][:max_images].cpu().numpy()
         return [draw_instances(self.to_rgb(image), label, predicted)
                 for image, label, predicted in zip(images, labels, instances.numpy())]
+
+
+def segmentation_counts(target: np.ndarray, foreground: np.ndarray, instances: np.ndarray) -> dict[str, int]:
+    """The integer counts of one sample behind Dice, AJI and the foreground ratio, and its object counts."""
+    from ..metrics.core import aji_counts, dice_counts
+
+    dice_intersection, dice_total = dice_counts(target > 0, foreground)
+    aji_intersection, aji_union = aji_counts(target, instances)
+    return {"true_objects": int(len(np.unique(target[target > 0]))), "predicted_objects": int(instances.max()),
+            "dice_intersection": dice_intersection, "dice_total": dice_total, "aji_intersection": aji_intersection,
+            "aji_union": aji_union, "true_pixels": int(np.count_nonzero(target)),
+            "predicted_pixels": int(np.count_nonzero(foreground))}
