@@ -6,14 +6,12 @@ writes nothing."""
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import CONFIG_DIR
-from ..errors import ConfigError, DatasetError
-from .quiet import quiet_third_party
+from ..errors import ConfigError
+from .common import quiet_third_party, user_errors
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
@@ -22,13 +20,10 @@ def main(cfg: DictConfig) -> None:
     from ..runs.evaluation import evaluate_checkpoint
 
     quiet_third_party()
-    try:
+    with user_errors("ece-eval"):
         if OmegaConf.is_missing(cfg, "checkpoint"):
             raise ConfigError("checkpoint= is required: ece-eval checkpoint=<run>/checkpoints/last.ckpt [dataset=<name>]")
         output, evaluation = evaluate_checkpoint(cfg)
-    except (ConfigError, DatasetError) as error:
-        print(f"ece-eval: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
     rows = [[key, value] for key, value in evaluation.metrics.items()]
     print(markdown(["metric", "value"], rows))
     print(f"{len(evaluation.per_image)} images -> {output}/metrics.json, per_image.csv, predictions.png")

@@ -10,13 +10,13 @@ where it stopped when started again with the same command.
 from __future__ import annotations
 
 import json
-import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import CONFIG_DIR
-from ..errors import PredictError, SlideError
+from ..errors import PredictError
+from .common import user_errors
 
 SUMMARY_KEYS = ("task", "shape", "level", "mpp", "objects", "objects_touching_block_margin", "tiles",
                 "tiles_with_tissue", "wall_s", "megapixels_per_s", "peak_rss_mib", "device", "outputs")
@@ -41,11 +41,8 @@ def predict(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    try:
+    with user_errors("ece-predict"):
         summary = predict(cfg)
-    except (PredictError, SlideError) as error:
-        print(f"ece-predict: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
     if summary.get("skipped"):
         print(f"ece-predict: {cfg.output} already holds this prediction (resume=false to redo it)")
     print(json.dumps({k: summary.get(k) for k in SUMMARY_KEYS}, indent=1))

@@ -8,7 +8,6 @@ the problem (exit status 2), and leaves no cache behind.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -16,7 +15,8 @@ from omegaconf import DictConfig
 
 from ..config import CONFIG_DIR, apply_raw_root
 from ..data.prepare import PreparedDataset
-from ..errors import ConfigError, DatasetError, config_key
+from ..errors import DatasetError, config_key
+from .common import user_errors
 
 
 def prepare(cfg: DictConfig) -> PreparedDataset:
@@ -37,11 +37,8 @@ def prepare(cfg: DictConfig) -> PreparedDataset:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="prepare")
 def main(cfg: DictConfig) -> None:
-    try:
+    with user_errors("ece-prepare"):
         prepared = prepare(cfg)
-    except (ConfigError, DatasetError) as error:
-        print(f"ece-prepare: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(prepared.summary())
     count = int(cfg.get("overlays", 0))
     if count > 0:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -11,9 +10,8 @@ import torch
 from omegaconf import DictConfig
 
 from ..config import CONFIG_DIR
-from ..errors import ConfigError, DatasetError
 from ..runs.state import remove_empty_run_dir
-from .quiet import quiet_third_party
+from .common import quiet_third_party, user_errors
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
@@ -22,12 +20,8 @@ def main(cfg: DictConfig) -> float | None:
 
     quiet_third_party()
     torch.set_float32_matmul_precision("high")
-    try:
+    with user_errors("ece-train", cleanup=lambda: remove_empty_run_dir(Path(cfg.paths.output_dir))):
         metrics = train(cfg)
-    except (ConfigError, DatasetError) as error:
-        print(f"ece-train: {error}", file=sys.stderr)
-        remove_empty_run_dir(Path(cfg.paths.output_dir))
-        raise SystemExit(2) from None
     return metrics.get("test/dice")
 
 

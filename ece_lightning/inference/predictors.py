@@ -117,23 +117,11 @@ def load_predictor(checkpoint: str | Path, device: str = "auto", precision: str 
     ``segmentation``: ``threshold`` (foreground probability, default 0.5) and ``postprocess`` (entries override
     the run's own); ``detection``: ``score_threshold`` and ``nms_iou`` (None: the run's own).
     """
-    from ..models import MODELS, build_model
+    from ..models import MODELS
+    from ..runs.checkpoints import read_checkpoint
 
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise PredictError(f"checkpoint={path}: no such file (an ece-train run keeps them in <run>/checkpoints/)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise PredictError(f"checkpoint={path}: not a readable PyTorch checkpoint ({error})") from None
-    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
-    if not isinstance(hparams, dict) or "model" not in hparams or "state_dict" not in state:
-        raise PredictError(f"checkpoint={path}: not an ece-train checkpoint (no hyper_parameters.model / state_dict)")
-    model_cfg = dict(hparams["model"])
-    name = model_cfg.pop("name", None)
-    if name not in MODELS:
-        raise PredictError(f"checkpoint={path}: model {name!r} is not one of {', '.join(sorted(MODELS))}")
-    net = build_model(name, **model_cfg)
+    state, hparams = read_checkpoint(checkpoint, PredictError)
+    net = MODELS.build(hparams["model"])
     weights = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(weights)
     run_post = dict(hparams.get("postprocess") or {})

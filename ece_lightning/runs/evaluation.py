@@ -39,21 +39,11 @@ def load_checkpoint_module(checkpoint: str | Path) -> pl.LightningModule:
     the CPU; a file that is not such a checkpoint is a ConfigError naming it."""
     from ..models import MODELS
     from ..modules import TASKS
+    from .checkpoints import read_checkpoint
 
     path = Path(checkpoint)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint={path}: no such file (an ece-train run keeps them in <run>/checkpoints/)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ConfigError(f"checkpoint={path}: not a readable PyTorch checkpoint ({type(error).__name__})") from None
-    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
-    if not isinstance(hparams, dict) or "model" not in hparams or "state_dict" not in state:
-        raise ConfigError(f"checkpoint={path}: not an ece-train checkpoint (no hyper_parameters.model / state_dict)")
-    model_name = dict(hparams["model"]).get("name")
-    if model_name not in MODELS:
-        raise ConfigError(f"checkpoint={path}: its model {model_name!r} is not one of {', '.join(MODELS.names())}")
-    task = getattr(MODELS.get(model_name), "task", None)
+    state, hparams = read_checkpoint(path, ConfigError)
+    task = getattr(MODELS.get(hparams["model"]["name"]), "task", None)
     options = {k: v for k, v in hparams.items() if not k.startswith("_")}
     options["speed"] = {**(options.get("speed") or {}), "compile": False}  # no compile step for one pass
     module = TASKS.create(task, options)
