@@ -18,7 +18,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 
 TOP_LEVEL_KEYS = frozenset({
     "name", "sparsity", "seed", "optimizer", "tags", "dataset", "task", "model", "loss", "trainer", "logger",
-    "callbacks", "paths", "augment", "speed", "resume", "gpu_pool",
+    "callbacks", "paths", "augment", "speed", "resume", "gpu_pool", "scheduler",
 })
 GROUPS = ("dataset", "task", "model", "loss", "trainer")
 

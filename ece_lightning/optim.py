@@ -1,15 +1,18 @@
 """Optimiser registry (``optimizer.name``): each entry builds a ``torch.optim`` optimiser over the module's
-parameters and checks its settings, naming the config key of a bad value."""
+parameters and checks its settings, naming the config key of a bad value; and the learning-rate schedules
+(``scheduler.name``), stepped once per optimiser step over the whole training."""
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 
-from .registry import Registry
+from .registry import Registry, check_arguments
 
 OPTIMIZERS: Registry[torch.optim.Optimizer] = Registry("optimizer", "optimizer.name", dotted_paths=True)
 
@@ -63,3 +66,63 @@ def build_optimizer(config: dict[str, Any], params: Iterable[torch.nn.Parameter]
 def check_optimizer(config: dict[str, Any]) -> None:
     """Build the configured optimiser over a stand-in parameter: its settings are checked without a model."""
     build_optimizer(config, [torch.nn.Parameter(torch.zeros(1))])
+
+
+#: learning-rate schedules (``scheduler.name``): the factor of the peak ``optimizer.lr`` at an optimiser step
+SCHEDULERS: Registry[float] = Registry("learning-rate schedule", "scheduler.name")
+
+
+def _warmup_steps(warmup: float, total_steps: int) -> int:
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
+        raise ValueError(f"warmup={warmup!r} must be a fraction of the training steps in [0, 1)")
+    return int(round(warmup * total_steps))
+
+
+@SCHEDULERS.register("none")
+def constant(step: int, total_steps: int) -> float:
+    """A constant learning rate (the paper's)."""
+    return 1.0
+
+
+@SCHEDULERS.register("cosine")
+def cosine(step: int, total_steps: int, warmup: float = 0.0) -> float:
+    """A linear warm-up from 1/``warmup_steps`` to 1 over the first ``warmup`` fraction of the steps, then a cosine
+    decay to 0 at the last step."""
+    warmup_steps = _warmup_steps(warmup, total_steps)
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@SCHEDULERS.register("onecycle")
+def one_cycle(step: int, total_steps: int, warmup: float = 0.0) -> float:
+    """A cosine warm-up from 1/25 to 1 over the first ``warmup`` fraction of the steps, then a cosine decay to
+    1/25e4 (``torch.optim.lr_scheduler.OneCycleLR``'s shape with its default divisors; momentum left alone)."""
+    warmup_steps = _warmup_steps(warmup, total_steps)
+    start, end = 1.0 / 25.0, 1.0 / 25.0e4
+    if step < warmup_steps:
+        return start + (1.0 - start) * 0.5 * (1.0 - math.cos(math.pi * step / warmup_steps))
+    progress = (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps)
+    return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def check_scheduler(config: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``scheduler`` config with its name (default ``none``), its keys and values checked."""
+    config = {"name": "none", **(config or {})}
+    options = {k: v for k, v in config.items() if k != "name"}
+    factory = SCHEDULERS.get(config["name"])
+    check_arguments(factory, options, prefix="scheduler", supplied=("step", "total_steps"))
+    factory(0, 1, **options)
+    return config
+
+
+def build_scheduler(config: dict[str, Any] | None, optimizer: torch.optim.Optimizer, total_steps: int
+                    ) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """The per-step schedule of ``optimizer`` over ``total_steps`` optimiser steps; None for ``none``."""
+    config = check_scheduler(config)
+    if config["name"] == "none":
+        return None
+    options = {k: v for k, v in config.items() if k != "name"}
+    factor = functools.partial(SCHEDULERS.get(config["name"]), total_steps=max(1, int(total_steps)), **options)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -83,13 +83,14 @@ class Registry(Generic[T]):
         """The entry ``name`` called with ``options`` and ``extra``; a key it does not take is a RegistryError
         naming it and the valid ones."""
         factory = self.get(name)
-        arguments = {**(options or {}), **extra}
-        check_arguments(factory, arguments, prefix=self.key.rsplit(".", 1)[0])
-        return factory(**arguments)
+        check_arguments(factory, dict(options or {}), prefix=self.key.rsplit(".", 1)[0], supplied=tuple(extra))
+        return factory(**{**(options or {}), **extra})
 
 
-def check_arguments(factory: Callable[..., Any], options: Mapping[str, Any], prefix: str) -> None:
-    """RegistryError for keys of ``options`` that ``factory`` has no parameter for (unless it takes ``**kwargs``)."""
+def check_arguments(factory: Callable[..., Any], options: Mapping[str, Any], prefix: str,
+                    supplied: tuple[str, ...] = ()) -> None:
+    """RegistryError for keys of ``options`` that ``factory`` has no parameter for (unless it takes ``**kwargs``);
+    ``supplied`` are the arguments the caller passes itself (not config keys, so not listed as valid)."""
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # a builtin without a signature: let the call decide
@@ -97,7 +98,8 @@ def check_arguments(factory: Callable[..., Any], options: Mapping[str, Any], pre
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
     valid = [name for name, p in parameters.items()
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+             and name not in supplied]
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise RegistryError(f"unknown key(s) {', '.join(f'{prefix}.{k}' for k in unknown)}; valid: "

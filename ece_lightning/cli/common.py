@@ -29,7 +29,7 @@ def user_errors(command: str, cleanup: Callable[[], None] | None = None) -> Iter
         raise SystemExit(2) from None
 
 _DROPPED_PREFIXES = ("💡 Tip:", "GPU available: False", "TPU available:", "HPU available:",
-                     "`Trainer.fit` stopped: `max_epochs=")
+                     "`Trainer.fit` stopped: `max_epochs=", "Loading `train_dataloader` to estimate number of stepping")
 
 
 class _DropNoise(logging.Filter):

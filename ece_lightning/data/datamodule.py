@@ -65,7 +65,7 @@ class InstanceDataModule(pl.LightningDataModule):
         super().__init__()
         self.name = str(name)
         factory = SOURCES.get(source)
-        check_arguments(factory, {"name": name, **source_options}, prefix="dataset")
+        check_arguments(factory, source_options, prefix="dataset", supplied=("name",))
         self.source = factory(name=name, **source_options)
         self.sparsity = check_sparsity(sparsity)
         self.sparsify_seed = _count("sparsify_seed", sparsify_seed, minimum=0)

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+NORMS = ("none", "batch", "group")
 
-def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-    )
+
+def _norm_layer(norm: str, channels: int) -> nn.Module:
+    """Batch norm, or group norm with up to 8 groups (the largest divisor of ``channels`` not above 8)."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.GroupNorm(math.gcd(8, channels), channels)
+
+
+def _double_conv(in_channels: int, out_channels: int, norm: str = "none") -> nn.Sequential:
+    """Two 3x3 conv + ReLU; with a ``norm`` other than none each conv is followed by that normalisation (and
+    has no bias, which the normalisation would cancel)."""
+    layers: list[nn.Module] = []
+    for channels in (in_channels, out_channels):
+        layers.append(nn.Conv2d(channels, out_channels, kernel_size=3, padding=1, bias=norm == "none"))
+        if norm != "none":
+            layers.append(_norm_layer(norm, out_channels))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
 
 
 class UNet(nn.Module):
@@ -27,12 +41,17 @@ class UNet(nn.Module):
         num_classes: output channels (logits), 2 for foreground/background segmentation.
         base_channels: channels of the first level (paper: 64; CPU demos use 8-16).
         depth: number of poolings (paper: 4). Inputs must have sides divisible by ``2**depth``.
+        norm: normalisation after every 3x3 conv: ``none`` (the original U-Net, the default), ``batch``
+            (BatchNorm2d) or ``group`` (GroupNorm, up to 8 groups). Normalised U-Nets train faster early.
     """
 
     task = "segmentation"
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, base_channels: int = 64, depth: int = 4):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, base_channels: int = 64, depth: int = 4,
+                 norm: str = "none"):
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm={norm!r} is not one of {', '.join(NORMS)}")
         if in_channels < 1 or num_classes < 1 or base_channels < 1:
             raise ValueError(
                 f"in_channels={in_channels}, num_classes={num_classes} and base_channels={base_channels} "
@@ -45,15 +64,15 @@ class UNet(nn.Module):
         self.encoders = nn.ModuleList()
         channels = in_channels
         for width in widths[:-1]:
-            self.encoders.append(_double_conv(channels, width))
+            self.encoders.append(_double_conv(channels, width, norm))
             channels = width
         self.pool = nn.MaxPool2d(2)
-        self.bottleneck = _double_conv(widths[-2], widths[-1])
+        self.bottleneck = _double_conv(widths[-2], widths[-1], norm)
         self.upsamplers = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for level in reversed(range(depth)):
             self.upsamplers.append(nn.ConvTranspose2d(widths[level + 1], widths[level], kernel_size=2, stride=2))
-            self.decoders.append(_double_conv(2 * widths[level], widths[level]))
+            self.decoders.append(_double_conv(2 * widths[level], widths[level], norm))
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

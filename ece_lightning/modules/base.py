@@ -13,7 +13,7 @@ from torchmetrics import MetricCollection
 from ..errors import ConfigError, config_key
 from ..metrics import WeightedMean
 from ..models import MODELS, models_for
-from ..optim import build_optimizer, check_optimizer
+from ..optim import build_optimizer, build_scheduler, check_optimizer, check_scheduler
 from ..registry import check_arguments
 from .pixel_state import allocate_pixel_state
 
@@ -28,6 +28,9 @@ class TaskModule(pl.LightningModule):
     Args:
         optimizer: an optimiser registry config (``ece_lightning.optim``): ``name`` (default ``adam``) and its
             settings, e.g. ``lr``, ``betas``, ``weight_decay`` (paper: Adam, 1e-4, (0.9, 0.999), 0).
+        scheduler: a learning-rate schedule config (``optim.SCHEDULERS``): ``name`` none (constant ``lr``, the
+            default and the paper's), cosine or onecycle (``lr`` is then the peak), and ``warmup``, the fraction of
+            the training's optimiser steps it warms up over.
     """
 
     #: the task this module serves (``task.name``); its network must serve it too
@@ -40,11 +43,13 @@ class TaskModule(pl.LightningModule):
     record_loss_components = False
     loss_components: dict[str, torch.Tensor] | None = None
 
-    def __init__(self, optimizer: dict[str, Any] | None = None):
+    def __init__(self, optimizer: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None):
         super().__init__()
         self.optimizer_cfg = dict(optimizer or {})
         with config_key("optimizer"):
             check_optimizer(self.optimizer_cfg)
+        with config_key("scheduler"):
+            self.scheduler_cfg = check_scheduler(scheduler)
 
     def build_network(self, model: dict[str, Any], speed: dict[str, Any] | None = None) -> None:
         """``self.net`` from its model registry config, with the ``speed`` options applied; a model of
@@ -155,5 +160,9 @@ class TaskModule(pl.LightningModule):
         """(H, W, 3) uint8 of a (3, H, W) image in [0, 1]."""
         return (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return build_optimizer(self.optimizer_cfg, self.parameters())
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        optimizer = build_optimizer(self.optimizer_cfg, self.parameters())
+        schedule = build_scheduler(self.scheduler_cfg, optimizer, self.trainer.estimated_stepping_batches)
+        if schedule is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -30,6 +30,7 @@ class DetectionModule(TaskModule):
         loss: registry config of the *objectness* loss (``ce``: BCE, ``ece``: binary exclusive CE,
             ``focal``); box regression is the detection loss's own.
         optimizer: optimiser registry config (``name``, ``lr``, ``betas``, ``weight_decay``).
+        scheduler: learning-rate schedule config (``name``: none | cosine | onecycle, ``warmup``).
         postprocess: ``score_threshold`` (objectness probability, default 0.5), ``nms_iou`` (paper 0.2),
             ``max_detections`` per image.
         loss_weights: ``lambda_objects`` (paper 1), ``lambda_background`` (paper 10), ``lambda_box``,
@@ -43,15 +44,16 @@ class DetectionModule(TaskModule):
     task = "detection"
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
+                 scheduler: dict[str, Any] | None = None,
                  postprocess: dict[str, Any] | None = None, loss_weights: dict[str, Any] | None = None,
                  metrics: dict[str, Any] | None = None, exhaustive_test: bool = True,
                  speed: dict[str, Any] | None = None):
-        super().__init__(optimizer)
+        super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         self.build_network(model, speed)
         loss_weights = dict(loss_weights or {})
-        check_arguments(DetectionLoss, {"objectness": None, "stride": 1, "anchor": 1.0, **loss_weights},
-                        prefix="task.loss_weights")
+        check_arguments(DetectionLoss, loss_weights, prefix="task.loss_weights",
+                        supplied=("objectness", "stride", "anchor"))
         with config_key("loss"):
             objectness = DetectionLoss.objectness_loss(loss)
         with config_key("task.loss_weights"):

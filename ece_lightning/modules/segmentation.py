@@ -26,6 +26,7 @@ class SegmentationModule(TaskModule):
             output ``num_classes`` >= 2 channels (background + foreground classes).
         loss: registry config of the loss, e.g. ``{"name": "ce"}``.
         optimizer: optimiser registry config (``name``, ``lr``, ``betas``, ``weight_decay``).
+        scheduler: learning-rate schedule config (``name``: none | cosine | onecycle, ``warmup``).
         postprocess: how predicted foreground becomes instances for AJI (``method``: components | watershed,
             ``min_size``, ``min_distance``; ``postprocess.segmentation.foreground_to_instances``).
         speed: ``channels_last``, ``compile``, ``compile_mode`` (``TaskModule.configure_speed``).
@@ -34,8 +35,9 @@ class SegmentationModule(TaskModule):
     task = "segmentation"
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
+                 scheduler: dict[str, Any] | None = None,
                  postprocess: dict[str, Any] | None = None, speed: dict[str, Any] | None = None):
-        super().__init__(optimizer)
+        super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         classes = model.get("num_classes", 2)
         if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:

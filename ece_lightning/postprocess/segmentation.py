@@ -75,7 +75,7 @@ def check_postprocess(options: dict, prefix: str = "task.postprocess") -> dict:
     name the keys under ``prefix``."""
     from ..registry import RegistryError, check_arguments
 
-    check_arguments(foreground_to_instances, {"foreground": None, **options}, prefix=prefix)
+    check_arguments(foreground_to_instances, options, prefix=prefix, supplied=("foreground",))
     method = options.get("method", "components")
     if method not in INSTANCE_METHODS:
         raise RegistryError(f"{prefix}.method={method!r} is not registered; valid: {', '.join(INSTANCE_METHODS.names())}")

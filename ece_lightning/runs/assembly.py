@@ -43,7 +43,8 @@ def build_module(cfg: DictConfig) -> pl.LightningModule:
 
     with config_key("task"):
         return TASKS.build(plain(cfg.task), model=plain(cfg.model), loss=plain(cfg.loss),
-                           optimizer=plain(cfg.get("optimizer")), speed=plain(cfg.get("speed")))
+                           optimizer=plain(cfg.get("optimizer")), scheduler=plain(cfg.get("scheduler")),
+                           speed=plain(cfg.get("speed")))
 
 
 def build_datamodule(cfg: DictConfig, pixel_ids: bool = False) -> pl.LightningDataModule:

@@ -32,7 +32,8 @@ def config_fingerprint(cfg: DictConfig, layout: str = "current") -> str:
     the loader's process settings, ``resume``, ``gpu_pool`` and the checkpoint and progress-bar callbacks.
 
     ``layout`` gives the fingerprint the same config had in an earlier config layout, so runs finished then still
-    count as finished: ``v2`` (callbacks and the trainer by ``_target_``, Adam without ``optimizer.name``) and
+    count as finished: ``v2`` (callbacks and the trainer by ``_target_``, Adam without ``optimizer.name``, no
+    ``scheduler`` nor ``model.norm``) and
     ``v1`` (v2 before resuming existed, when the checkpoint callback's settings counted).
     """
     cfg = copy.deepcopy(cfg)
@@ -82,6 +83,11 @@ def _v2_layout(plain: dict[str, Any]) -> dict[str, Any]:
             options.pop("log_values", None)  # v2's config left it at its default
         callbacks[old_key] = {"_target_": target, **options} if target else options
     plain = {**plain, "callbacks": callbacks}
+    # Keys that v2 did not have, at the values that reproduce it.
+    if plain.get("scheduler") == {"name": "none"}:
+        plain.pop("scheduler")
+    if (plain.get("model") or {}).get("norm") == "none" and plain["model"].get("name") == "unet":
+        plain["model"] = {k: v for k, v in plain["model"].items() if k != "norm"}
     if "trainer" in plain:
         plain["trainer"] = {"_target_": "pytorch_lightning.Trainer", **plain["trainer"]}
     optimizer = dict(plain.get("optimizer") or {})

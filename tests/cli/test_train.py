@@ -189,3 +189,21 @@ def test_bf16_mixed_precision_and_channels_last_train_on_cpu(tmp_path):
     assert 0.0 <= metrics["test/dice"] <= 1.0 and metrics["train/loss_epoch"] == metrics["train/loss_epoch"]  # not NaN
     module = SegmentationModule.load_from_checkpoint(out / "checkpoints" / "last.ckpt")
     assert module.hparams.speed["channels_last"] is True
+
+
+def test_the_console_log_is_one_line_per_run_without_third_party_noise(tmp_path):
+    """What `make demo` shows a user (two jobs at once through the local launcher): a line when each run starts,
+    one progress line per run, its result; no Lightning tip, no validation bars, no deprecation warnings."""
+    result = run_cli("ece-train", "-m", *TINY, "trainer.log_every_n_steps=1", "sparsity=0.5,1.0",
+                     "hydra/launcher=local", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    console = result.stdout + result.stderr
+    for noise in ("Tip:", "litlogger", "LeafSpec", "_pytree", "Validation", "Testing", "GPU available",
+                  "estimate number of stepping batches", "Traceback"):
+        assert noise not in console, noise
+    lines = console.splitlines()
+    for sparsity in ("0.5", "1"):
+        progress = [line for line in lines if line.startswith(f"ce @ {sparsity} seed 0: ")]
+        assert len(progress) == 1 and " 1 epochs, 2 steps in " in progress[0], lines
+    assert sum("finished in" in line for line in lines) == 2
+    assert sum("] run default: dataset=synthetic" in line for line in lines) == 2

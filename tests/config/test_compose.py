@@ -60,10 +60,12 @@ def test_top_level_sparsity_and_seed_reach_the_dataset():
 
 def test_demo_experiment_is_a_narrow_cpu_sweep():
     cfg = _compose("experiment=demo")
-    assert cfg.name == "demo" and cfg.trainer.accelerator == "cpu" and cfg.model.base_channels == 16
+    assert cfg.name == "demo" and cfg.trainer.accelerator == "cpu" and cfg.model.base_channels == 8
+    assert cfg.model.norm == "batch" and cfg.scheduler.name == "onecycle"
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         hydra_cfg = compose(config_name="train", overrides=["experiment=demo"], return_hydra_config=True).hydra
     assert {"loss", "sparsity"} <= set(hydra_cfg.sweeper.params)
+    assert hydra_cfg.launcher.n_jobs == 2  # the two jobs of a pair at once, one thread each
 
 
 @pytest.mark.parametrize("value", ["0", "1.5", "-0.1", "'a lot'"])
@@ -82,6 +84,9 @@ def test_out_of_range_sparsity_names_the_key(value):
     ("task.postprocess.method=otsu", "task.postprocess.method='otsu' is not registered; valid: components, watershed"),
     ("model.name=resnet", "model.name='resnet' is not registered; valid: unet"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 must be an integer >= 1"),
+    ("scheduler.name=step", "scheduler.name='step' is not registered; valid: cosine, none, onecycle"),
+    ("+scheduler.warmup=0.5", "unknown key(s) scheduler.warmup; valid: "),
+    ("model.norm=layer", "model.norm='layer' is not one of none, batch, group"),
     ("+sparsty=0.3", "unknown top-level key(s) sparsty"),
 ])
 def test_bad_values_are_named(override, message):

@@ -31,6 +31,25 @@ def test_unet_width_and_depth(depth, channels):
     assert model(torch.rand(1, 3, 2**depth * 2, 2**depth * 2)).shape[1] == 3
 
 
+def test_unet_has_no_normalisation_by_default_and_the_original_layers():
+    model = UNet(base_channels=4, depth=2)
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)) for m in model.modules())
+    assert [type(m).__name__ for m in model.encoders[0]] == ["Conv2d", "ReLU", "Conv2d", "ReLU"]
+    assert model.encoders[0][0].bias is not None
+
+
+@pytest.mark.parametrize("norm, kind", [("batch", torch.nn.BatchNorm2d), ("group", torch.nn.GroupNorm)])
+def test_unet_norm_follows_every_3x3_convolution(norm, kind):
+    model = UNet(base_channels=4, depth=2, norm=norm)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert sum(isinstance(m, kind) for m in model.modules()) == len(convs) == 2 * (2 * 2 + 1)
+    assert all(conv.bias is None for conv in convs)
+    out = model(torch.rand(2, 3, 16, 16))
+    assert out.shape == (2, 2, 16, 16)
+    out.mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_unet_uses_transposed_convolutions_and_max_pooling():
     model = UNet(base_channels=4, depth=2)
     kinds = {type(m).__name__ for m in model.modules()}
@@ -43,7 +62,7 @@ def test_unet_rejects_sizes_it_cannot_pool():
         UNet(base_channels=2, depth=3)(torch.rand(1, 3, 20, 24))
 
 
-@pytest.mark.parametrize("bad", [{"depth": 0}, {"base_channels": 0}])
+@pytest.mark.parametrize("bad", [{"depth": 0}, {"base_channels": 0}, {"norm": "layer"}])
 def test_unet_rejects_bad_arguments(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         UNet(**bad)
