@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -73,9 +73,14 @@ SCHEDULERS: Registry[float] = Registry("learning-rate schedule", "scheduler.name
 
 
 def _warmup_steps(warmup: float, total_steps: int) -> int:
+    """At least one warm-up step for any ``warmup`` above 0, so a schedule's first factor never depends on
+    ``total_steps`` (``build_scheduler`` relies on it)."""
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
         raise ValueError(f"warmup={warmup!r} must be a fraction of the training steps in [0, 1)")
-    return int(round(warmup * total_steps))
+    return max(1, int(round(warmup * total_steps))) if warmup > 0 else 0
+
+
+_WARMUP_START = 1.0 / 25.0
 
 
 @SCHEDULERS.register("none")
@@ -86,11 +91,11 @@ def constant(step: int, total_steps: int) -> float:
 
 @SCHEDULERS.register("cosine")
 def cosine(step: int, total_steps: int, warmup: float = 0.0) -> float:
-    """A linear warm-up from 1/``warmup_steps`` to 1 over the first ``warmup`` fraction of the steps, then a cosine
-    decay to 0 at the last step."""
+    """A linear warm-up from 1/25 to 1 over the first ``warmup`` fraction of the steps, then a cosine decay to 0
+    at the last step."""
     warmup_steps = _warmup_steps(warmup, total_steps)
     if step < warmup_steps:
-        return (step + 1) / warmup_steps
+        return _WARMUP_START + (1.0 - _WARMUP_START) * step / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
@@ -100,7 +105,7 @@ def one_cycle(step: int, total_steps: int, warmup: float = 0.0) -> float:
     """A cosine warm-up from 1/25 to 1 over the first ``warmup`` fraction of the steps, then a cosine decay to
     1/25e4 (``torch.optim.lr_scheduler.OneCycleLR``'s shape with its default divisors; momentum left alone)."""
     warmup_steps = _warmup_steps(warmup, total_steps)
-    start, end = 1.0 / 25.0, 1.0 / 25.0e4
+    start, end = _WARMUP_START, 1.0 / 25.0e4
     if step < warmup_steps:
         return start + (1.0 - start) * 0.5 * (1.0 - math.cos(math.pi * step / warmup_steps))
     progress = (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps)
@@ -117,12 +122,28 @@ def check_scheduler(config: dict[str, Any] | None) -> dict[str, Any]:
     return config
 
 
-def build_scheduler(config: dict[str, Any] | None, optimizer: torch.optim.Optimizer, total_steps: int
-                    ) -> torch.optim.lr_scheduler.LambdaLR | None:
-    """The per-step schedule of ``optimizer`` over ``total_steps`` optimiser steps; None for ``none``."""
+def build_scheduler(config: dict[str, Any] | None, optimizer: torch.optim.Optimizer,
+                    total_steps: int | Callable[[], int]) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """The per-step schedule of ``optimizer`` over ``total_steps`` optimiser steps; None for ``none``.
+
+    ``total_steps`` may be a callable, asked once at the first step after the initial one: a Lightning
+    module passes ``trainer.estimated_stepping_batches``, which sets up the train loader when asked earlier,
+    i.e. in ``configure_optimizers``, before a resumed run has restored its epoch (with loader workers the
+    resumed epoch would then replay epoch 0's order and draws). The initial factor needs no total: every
+    schedule's first factor is the same for any total (``_warmup_steps``).
+    """
     config = check_scheduler(config)
     if config["name"] == "none":
         return None
     options = {k: v for k, v in config.items() if k != "name"}
-    factor = functools.partial(SCHEDULERS.get(config["name"]), total_steps=max(1, int(total_steps)), **options)
+    shape = functools.partial(SCHEDULERS.get(config["name"]), **options)
+    resolved: list[int] = []
+
+    def factor(step: int) -> float:
+        if step == 0:
+            return shape(0, total_steps=1)
+        if not resolved:
+            resolved.append(max(1, int(total_steps() if callable(total_steps) else total_steps)))
+        return shape(step, total_steps=resolved[0])
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

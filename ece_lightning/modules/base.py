@@ -162,7 +162,8 @@ class TaskModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         optimizer = build_optimizer(self.optimizer_cfg, self.parameters())
-        schedule = build_scheduler(self.scheduler_cfg, optimizer, self.trainer.estimated_stepping_batches)
-        if schedule is None:
+        if self.scheduler_cfg["name"] == "none":
             return optimizer
+        # asked lazily: estimated_stepping_batches sets up the train loader, before a resumed run restores its epoch
+        schedule = build_scheduler(self.scheduler_cfg, optimizer, lambda: self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -63,8 +63,10 @@ def test_killed_run_resumes_to_the_same_results(uninterrupted, tmp_path):
 
 
 def test_killed_run_with_loader_workers_resumes_to_the_same_results(tmp_path):
-    """Augmented random crops drawn in 2 persistent worker processes (data.samplers.enter_epoch)."""
-    workers = ["dataset.num_workers=2", "trainer.max_epochs=10"]
+    """Augmented random crops drawn in 2 persistent worker processes (data.samplers.enter_epoch), with a
+    learning-rate schedule, whose total steps are asked of the trainer only once the resumed epoch is restored
+    (optim.build_scheduler)."""
+    workers = ["dataset.num_workers=2", "trainer.max_epochs=10", "scheduler.name=onecycle", "+scheduler.warmup=0.2"]
     whole = tmp_path / "whole"
     result = run_cli("ece-train", *RUN, *workers, f"hydra.run.dir={whole}")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -9,7 +9,7 @@ import torch
 
 from ece_lightning.errors import ConfigError
 from ece_lightning.modules import SegmentationModule
-from ece_lightning.optim import SCHEDULERS, cosine, one_cycle
+from ece_lightning.optim import SCHEDULERS, build_scheduler, cosine, one_cycle
 
 
 def test_none_is_a_constant_learning_rate():
@@ -18,7 +18,7 @@ def test_none_is_a_constant_learning_rate():
 
 def test_cosine_warms_up_linearly_then_decays_to_zero():
     factors = [cosine(step, 10, 0.2) for step in range(11)]
-    assert factors[:2] == [0.5, 1.0] and factors[2] == 1.0
+    assert factors[:2] == pytest.approx([1 / 25, 1 / 25 + 0.5 * 24 / 25]) and factors[2] == 1.0
     assert all(a >= b for a, b in zip(factors[2:], factors[3:])) and factors[10] == pytest.approx(0.0)
 
 
@@ -28,6 +28,28 @@ def test_onecycle_rises_from_a_25th_to_the_peak_and_ends_near_zero():
     assert factors[0] == pytest.approx(1 / 25) and max(factors) == pytest.approx(1.0) and factors.index(1.0) == 20
     assert factors[-1] == pytest.approx(1 / 25e4)
     assert factors[60] == pytest.approx(1 / 25e4 + (1 - 1 / 25e4) * 0.5 * (1 + math.cos(math.pi * 40 / 79)))
+
+
+@pytest.mark.parametrize("name", SCHEDULERS.names())
+@pytest.mark.parametrize("warmup", [0.0, 0.01, 0.3])
+def test_the_first_factor_does_not_depend_on_the_total(name, warmup):
+    """build_scheduler sets the initial learning rate before the total is known (see its docstring)."""
+    options = {} if name == "none" else {"warmup": warmup}
+    first = {SCHEDULERS.get(name)(0, total, **options) for total in (1, 2, 7, 50, 10_000)}
+    assert len(first) == 1
+
+
+def test_a_lazy_total_is_asked_once_after_the_first_step():
+    asked = []
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = build_scheduler({"name": "onecycle", "warmup": 0.2}, optimizer, lambda: asked.append(1) or 10)
+    assert asked == [] and optimizer.param_groups[0]["lr"] == pytest.approx(1 / 25)
+    lrs = []
+    for _ in range(9):
+        optimizer.step()
+        schedule.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert asked == [1] and lrs == pytest.approx([one_cycle(step, 10, 0.2) for step in range(1, 10)])
 
 
 @pytest.mark.parametrize("scheduler, message", [
