@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import atomic_save_figure, atomic_write_text
+from .paper import with_paper_rows
 from .sweeps import (
     SHORT_NAMES,
     TASK_METRICS,
@@ -49,7 +50,7 @@ def write_paper_tables(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         for metric in metrics:
             if runs.empty or metric not in runs.columns or runs[metric].isna().all():
                 continue
-            table = paper_table(runs, metric)
+            table = with_paper_rows(paper_table(runs, metric), metric)
             stem = f"table_{task}_{SHORT_NAMES[metric]}"
             caption = (f"{task}: test {SHORT_NAMES[metric]} (mean $\\pm$ std over seeds) against the fraction of "
                        "annotated objects")

@@ -134,9 +134,11 @@ def table_markdown(table: pd.DataFrame, metric: str, digits: int = 3) -> str:
 
 
 def table_latex(table: pd.DataFrame, metric: str, digits: int = 3, caption: str | None = None) -> str:
-    """A paper table as a LaTeX ``tabular`` (booktabs rules), the best mean per column in bold."""
+    """A paper table as a LaTeX ``tabular`` (booktabs rules), the best mean per column in bold (rows of the paper,
+    ``<loss> (paper)``, shown but not ranked)."""
     names = list(table.index.names)
-    best = {c: max((v[0] for v in table[c] if isinstance(v, tuple)), default=None) for c in table.columns}
+    ours = [not str(key[-1] if isinstance(key, tuple) else key).endswith("(paper)") for key in table.index]
+    best = {c: max((v[0] for v in table.loc[ours, c] if isinstance(v, tuple)), default=None) for c in table.columns}
     short = tables.latex_escape(metric.removeprefix("test/"))
     header = [*(tables.latex_escape(n) for n in names), *(f"{short} @ {c:g}" for c in table.columns)]
     rows = []

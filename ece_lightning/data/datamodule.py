@@ -38,7 +38,9 @@ class InstanceDataModule(pl.LightningDataModule):
         crop_size: train on random square crops of this side and evaluate on tiles of ``eval_tile``
             (for datasets of large or unequal images); ``None`` uses whole images.
         crops_per_epoch: random training crops per epoch (default: one per training image).
-        eval_tile: side of the evaluation tiles (default: ``crop_size``).
+        eval_tile: side of the evaluation tiles (default: ``crop_size``), or ``whole``: evaluate whole images
+            (padded to ``input_multiple`` and the padding left out of the metrics; one image per batch when their
+            sizes differ). Tiles leave out each image's ragged border.
         augment: the ``augment`` config (``conf/augment``); when enabled, training samples go through
             ``data.transforms.build_train_transform`` (crop + the paper's transforms); never val/test.
         stain_augmentation: whether the data is H&E, so the HED stain transform applies (False: WBC-NuClick).
@@ -50,6 +52,7 @@ class InstanceDataModule(pl.LightningDataModule):
             run with a single-process one batch by batch). The order and the random draws of each epoch are
             a function of (``loader_seed``, epoch) (``data.samplers.EpochShuffle``), so a resumed run repeats them.
         loader_seed: seed of the training order and of per-epoch random draws (``ece-train`` passes ``seed``).
+        input_multiple: the network's input multiple (U-Net: 2**depth), for whole-image evaluation.
         exhaustive_test: whether the test annotations are exhaustive (read by the task: TIL-like test sets report
             exclusive recall only).
         **source_options: the source's own settings (synthetic: ``num_train``, ``image_size``, ``seed``...;
@@ -61,7 +64,7 @@ class InstanceDataModule(pl.LightningDataModule):
                  crops_per_epoch: int | None = None, eval_tile: int | None = None,
                  augment: dict[str, Any] | None = None, stain_augmentation: bool = True, pixel_ids: bool = False,
                  pin_memory: bool | None = None, persistent_workers: bool | None = None, shuffle: bool = True,
-                 loader_seed: int = 0, exhaustive_test: bool = True, **source_options: Any):
+                 loader_seed: int = 0, exhaustive_test: bool = True, input_multiple: int = 1, **source_options: Any):
         super().__init__()
         self.name = str(name)
         factory = SOURCES.get(source)
@@ -73,7 +76,9 @@ class InstanceDataModule(pl.LightningDataModule):
         self.num_workers = _count("num_workers", num_workers, minimum=0)
         self.crop_size = _optional_count("crop_size", crop_size)
         self.crops_per_epoch = _optional_count("crops_per_epoch", crops_per_epoch)
-        self.eval_tile = _optional_count("eval_tile", eval_tile) or self.crop_size
+        self.whole_images = eval_tile == "whole"
+        self.eval_tile = None if self.whole_images else _optional_count("eval_tile", eval_tile) or self.crop_size
+        self.input_multiple = _count("input_multiple", input_multiple)
         self.augment = augment
         self.stain_augmentation = bool(stain_augmentation)
         self.pixel_ids = bool(pixel_ids)
@@ -108,7 +113,7 @@ class InstanceDataModule(pl.LightningDataModule):
                                              samples_per_epoch=self.crops_per_epoch, transform=self.train_transform(),
                                              pixel_ids=self.pixel_ids)
             else:
-                dataset = InstanceMapDataset(split.images, instances, self.eval_tile)
+                dataset = self._evaluation_dataset(split.images, instances)
             self.datasets[name] = dataset
             self.annotated_objects[name] = (_count_objects(instances), _count_objects(split.instances))
 
@@ -127,7 +132,14 @@ class InstanceDataModule(pl.LightningDataModule):
             images += list(split_data.images)
             instances += list(self.annotations[name])
             ids += list(split_data.ids or (f"{name}-{i}" for i in range(len(split_data))))
-        return InstanceMapDataset(images, instances, self.eval_tile), ids
+        return self._evaluation_dataset(images, instances), ids
+
+    def _evaluation_dataset(self, images: list[np.ndarray], instances: list[np.ndarray]) -> InstanceMapDataset:
+        return InstanceMapDataset(images, instances, self.eval_tile, pad_multiple=self.input_multiple)
+
+    def evaluation_batch_size(self, dataset: InstanceMapDataset) -> int:
+        """The batch of evaluation loaders: the per-device batch, or 1 for whole images of different sizes."""
+        return self.per_device_batch_size() if dataset.uniform else 1
 
     @property
     def num_train_pixels(self) -> int:
@@ -179,7 +191,8 @@ class InstanceDataModule(pl.LightningDataModule):
             sampler = EpochShuffle(len(self.datasets[split]), self.loader_seed,
                                    (lambda: trainer.fit_loop.epoch_progress.current.processed)
                                    if trainer is not None else None)
-        return DataLoader(self.datasets[split], batch_size=self.per_device_batch_size(), sampler=sampler,
+        batch_size = self.per_device_batch_size() if split == "train" else self.evaluation_batch_size(self.datasets[split])
+        return DataLoader(self.datasets[split], batch_size=batch_size, sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.persistent_workers,
                           pin_memory=self.pin_memory, drop_last=False)
 

@@ -15,12 +15,18 @@ from .samplers import EpochItem, enter_epoch
 _IMAGE_PAD = 255
 
 
-def _pad_to(image: np.ndarray, instances: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    pad_y, pad_x = max(0, size - image.shape[0]), max(0, size - image.shape[1])
+def _pad_to(image: np.ndarray, instances: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    height, width = (size, size) if isinstance(size, int) else size
+    pad_y, pad_x = max(0, height - image.shape[0]), max(0, width - image.shape[1])
     if not pad_y and not pad_x:
         return image, instances
     image = np.pad(image, ((0, pad_y), (0, pad_x), (0, 0)), constant_values=_IMAGE_PAD)
     return image, np.pad(instances, ((0, pad_y), (0, pad_x)))
+
+
+def padded_shape(shape: tuple[int, ...], multiple: int) -> tuple[int, int]:
+    """(H, W) rounded up to multiples of ``multiple``."""
+    return tuple(-(-int(side) // multiple) * multiple for side in shape[:2])  # type: ignore[return-value]
 
 
 class InstanceMapDataset(Dataset):
@@ -43,11 +49,14 @@ class InstanceMapDataset(Dataset):
             makes runs reproducible. Evaluation datasets never get one.
         pixel_ids: also serve ``pixels`` (only losses with per-pixel state need them; they cost a map per
             sample).
+        pad_multiple: whole images (``crop_size`` None) are padded at the bottom and right to multiples of this
+            (the network's input multiple), with white and unannotated pixels, and served with ``size``, the
+            (H, W) of the image itself, so evaluation can leave the padding out.
     """
 
     def __init__(self, images: Sequence[np.ndarray], instances: Sequence[np.ndarray], crop_size: int | None = None,
                  random_crops: bool = False, samples_per_epoch: int | None = None, transform: Any = None,
-                 pixel_ids: bool = False):
+                 pixel_ids: bool = False, pad_multiple: int = 1):
         if len(images) != len(instances):
             raise ValueError(f"{len(images)} images but {len(instances)} instance maps")
         for i, (image, inst) in enumerate(zip(images, instances)):
@@ -62,6 +71,7 @@ class InstanceMapDataset(Dataset):
         self.samples_per_epoch = int(samples_per_epoch or len(images))
         self.transform = transform
         self.pixel_ids = bool(pixel_ids)
+        self.pad_multiple = int(pad_multiple)
         self.offsets = np.cumsum([0] + [int(image.shape[0]) * int(image.shape[1]) for image in images])
         self.num_pixels = int(self.offsets[-1])
         self.tiles: list[tuple[int, int, int]] = []
@@ -70,6 +80,14 @@ class InstanceMapDataset(Dataset):
                 rows = max(1, image.shape[0] // crop_size)
                 cols = max(1, image.shape[1] // crop_size)
                 self.tiles += [(index, r * crop_size, c * crop_size) for r in range(rows) for c in range(cols)]
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every sample has the same shape and no padding to leave out, so samples batch as they are."""
+        if self.crop_size:
+            return True
+        shapes = {tuple(image.shape[:2]) for image in self.images}
+        return len(shapes) == 1 and padded_shape(next(iter(shapes)), self.pad_multiple) == next(iter(shapes))
 
     def __len__(self) -> int:
         if self.random_crops or self.transform is not None:
@@ -92,7 +110,10 @@ class InstanceMapDataset(Dataset):
                                   seed=int(torch.randint(0, 2**31 - 1, ())), pixel_ids=self._local_ids(index))
             return index, out["image"], out["instances"], out.get("pixel_ids")
         if not self.crop_size:
-            return item, self.images[item], self.instances[item], self._local_ids(item)
+            shape = padded_shape(self.images[item].shape, self.pad_multiple)
+            image, instances = _pad_to(self.images[item], self.instances[item], shape)
+            ids = self._local_ids(item)
+            return item, image, instances, None if ids is None else _pad_to(self.images[item], ids, shape)[1]
         if self.random_crops:
             index = item % len(self.images)
             image, instances = _pad_to(self.images[index], self.instances[index], self.crop_size)
@@ -116,6 +137,8 @@ class InstanceMapDataset(Dataset):
         instances_t = torch.from_numpy(np.ascontiguousarray(instances))
         sample = {"image": image_t, "target": (instances_t > 0).long(), "instances": instances_t,
                   "index": torch.tensor(index)}
+        if not self.crop_size and self.transform is None:
+            sample["size"] = torch.tensor(self.images[index].shape[:2])
         if local_ids is not None:
             local = torch.from_numpy(np.ascontiguousarray(local_ids)).long()
             sample["pixels"] = torch.where(local > 0, local - 1 + int(self.offsets[index]), -1)

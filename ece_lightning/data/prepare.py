@@ -15,7 +15,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,34 @@ def prepare_dataset(name: str, format: str, root: str | Path, cache_dir: str | P
     listing = _source_listing(items, root)
     key = _key(fmt.name, options, {**split, "strict": bool(strict)}, listing)
     target = cache_dir / name
-    manifest = read_manifest(target)
-    if manifest is not None and manifest.get("key") == key and not force:
-        return PreparedDataset(target, manifest, reused=True)
-
-    started = time.perf_counter()
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # Sweep jobs started together prepare a dataset once: the others wait here and find the cache current.
+    with _exclusive(cache_dir / f".{name}.lock"):
+        manifest = read_manifest(target)
+        if manifest is not None and manifest.get("key") == key and not force:
+            return PreparedDataset(target, manifest, reused=True)
+        return _prepare(name, fmt, root, target, items, skipped, split, strict, options, key, listing, progress)
+
+
+@contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock`` for the block (released by the kernel if the process dies)."""
+    import fcntl
+
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prepare(name: str, fmt: Any, root: Path, target: Path, items: list[Item], skipped: list[str],
+             split: dict[str, Any], strict: bool, options: dict[str, Any], key: str, listing: list[list[Any]],
+             progress: Callable[[list[Item]], Any] | None) -> PreparedDataset:
+    """Read, check and split ``items`` into a staging folder beside ``target``, then swap it into place."""
+    started = time.perf_counter()
+    cache_dir = target.parent
     staging = cache_dir / f".{name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "samples").mkdir(parents=True)

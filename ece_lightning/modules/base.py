@@ -120,13 +120,35 @@ class TaskModule(pl.LightningModule):
         self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, loss: WeightedMean) -> None:
-        outputs = self(batch["image"])
+    def evaluate_batch(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, loss: WeightedMean,
+                       records: list[dict[str, Any]] | None = None) -> None:
+        """One evaluation batch (validation, test, ``ece-eval``): outputs, the evaluation loss, the metrics (and
+        with ``records`` one record of counts per sample); the padding of whole images is left out."""
+        outputs, batch = self.crop_to_images(self(batch["image"]), batch)
         loss.update(self.evaluation_loss(outputs, batch), weight=len(batch["image"]))
-        self.update_metrics(metrics, outputs, batch["instances"])
+        self.update_metrics(metrics, outputs, batch["instances"], records=records)
+
+    def crop_to_images(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Outputs and labels of whole images without their padding (``size``: each image's own (H, W))."""
+        if "size" not in batch:
+            return outputs, batch
+        height, width = (int(v) for v in batch["size"].max(dim=0).values)
+        if (height, width) == tuple(batch["instances"].shape[-2:]):
+            return outputs, batch
+        if len(batch["size"]) != 1 or (batch["size"] != batch["size"][0]).any():
+            raise ValueError("padded whole images of different sizes must be evaluated one per batch")
+        cropped = {**batch, "target": batch["target"][..., :height, :width],
+                   "instances": batch["instances"][..., :height, :width]}
+        return self.crop_outputs(outputs, height, width), cropped
+
+    def crop_outputs(self, outputs: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """The outputs of the top-left ``height`` x ``width`` pixels (a task whose outputs are not per pixel keeps
+        them whole)."""
+        return outputs
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, self.val_loss)
+        self.evaluate_batch(batch, self.val_metrics, self.val_loss)
 
     def on_validation_epoch_end(self) -> None:
         # Both computed over every rank already (sums of counts); sync_dist only averages equal values.
@@ -136,7 +158,7 @@ class TaskModule(pl.LightningModule):
         self.val_loss.reset()
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, self.test_loss)
+        self.evaluate_batch(batch, self.test_metrics, self.test_loss)
 
     def on_test_epoch_end(self) -> None:
         self.log_dict({**self.test_results(self.test_metrics.compute()), "test/loss": self.test_loss.compute()},

@@ -74,6 +74,9 @@ class SegmentationModule(TaskModule):
         self.log_training_loss(loss, batch_size=len(batch["image"]))
         return loss
 
+    def crop_outputs(self, outputs: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        return outputs[..., :height, :width]
+
     def segment(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Foreground (B, H, W) bool and instance maps (B, H, W) int32 on the CPU from logits."""
         foreground = foreground_from_logits(logits).cpu()

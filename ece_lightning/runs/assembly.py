@@ -37,6 +37,12 @@ def needs_pixel_ids(module: torch.nn.Module | None) -> bool:
     return module is not None and any(getattr(m, "requires_pixels", False) for m in module.modules())
 
 
+def input_multiple(module: torch.nn.Module | None) -> int | None:
+    """The side multiple the module's network needs (2**depth: U-Net and YOLLO), None when unknown."""
+    net = getattr(module, "net", None)
+    return 2 ** net.depth if hasattr(net, "depth") else None
+
+
 def build_module(cfg: DictConfig) -> pl.LightningModule:
     """The task module (``modules.TASKS``) of a config, from its task, model, loss, optimizer and speed groups."""
     from ..modules import TASKS
@@ -47,8 +53,9 @@ def build_module(cfg: DictConfig) -> pl.LightningModule:
                            speed=plain(cfg.get("speed")))
 
 
-def build_datamodule(cfg: DictConfig, pixel_ids: bool = False) -> pl.LightningDataModule:
-    """The datamodule of a config's ``dataset`` group (training augmentation from ``augment``)."""
+def build_datamodule(cfg: DictConfig, pixel_ids: bool = False, input_multiple: int = 1) -> pl.LightningDataModule:
+    """The datamodule of a config's ``dataset`` group (training augmentation from ``augment``; the network's input
+    ``multiple`` pads whole evaluation images)."""
     from ..data.datamodule import InstanceDataModule
     from ..data.transforms import check_augment
 
@@ -57,16 +64,16 @@ def build_datamodule(cfg: DictConfig, pixel_ids: bool = False) -> pl.LightningDa
         check_augment(augment)
     with config_key("dataset"):
         return InstanceDataModule(**plain(cfg.dataset), augment=augment, pixel_ids=pixel_ids,
-                                  loader_seed=int(cfg.seed))
+                                  loader_seed=int(cfg.seed), input_multiple=input_multiple)
 
 
 def build_run(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule]:
     """The LightningModule and DataModule a config names; a ConfigError lists every invalid key."""
     errors = run_key_errors(cfg)
     module = _collect(errors, lambda: build_module(cfg))
-    datamodule = _collect(errors, lambda: build_datamodule(cfg, pixel_ids=needs_pixel_ids(module)))
-    net = getattr(module, "net", None)
-    errors += size_errors(cfg, 2 ** net.depth if hasattr(net, "depth") else None)
+    multiple = input_multiple(module)
+    datamodule = _collect(errors, lambda: build_datamodule(cfg, needs_pixel_ids(module), multiple or 1))
+    errors += size_errors(cfg, multiple)
     if errors:
         raise ConfigError(*errors, listing=True)
     return module, datamodule

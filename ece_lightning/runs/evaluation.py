@@ -73,20 +73,20 @@ def evaluate(module: pl.LightningModule, dataset: Any, image_ids: list[str], bat
     records: list[dict[str, Any]] = []
     module.eval()
     with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            outputs = module(batch["image"])
-            loss.update(module.evaluation_loss(outputs, batch), weight=len(batch["image"]))
+        for batch in DataLoader(dataset, batch_size=batch_size if dataset.uniform else 1, shuffle=False):
             batch_records: list[dict[str, Any]] = []
-            module.update_metrics(metrics, outputs, batch["instances"], records=batch_records)
+            module.evaluate_batch(batch, metrics, loss, records=batch_records)
             for index, record in zip(batch["index"].tolist(), batch_records):
                 records.append({"image": image_ids[index], **record})
     results = {k: float(v) for k, v in module.test_results(metrics.compute()).items()}
     results["test/loss"] = float(loss.compute())
     picture = None
     if pictures and len(dataset):
-        chosen = [dataset[i] for i in spread_indices(len(dataset), pictures)]
-        batch = {key: torch.stack([torch.as_tensor(sample[key]) for sample in chosen]) for key in ("image", "instances")}
-        picture = side_by_side(module.draw_predictions(batch, len(chosen)))
+        drawn = []
+        for index in spread_indices(len(dataset), pictures):
+            sample = {key: torch.as_tensor(value)[None] for key, value in dataset[index].items()}
+            drawn += module.draw_predictions(sample, 1)
+        picture = side_by_side(drawn)
     return Evaluation(results, per_image_table(records, module.task), picture)
 
 
@@ -141,7 +141,7 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
     batch_size = dataset_cfg.get("batch_size", 8) if cfg.get("batch_size") is None else cfg.batch_size
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} must be an integer >= 1")
-    datamodule = _datamodule(dataset_cfg, cfg.seed)
+    datamodule = _datamodule(dataset_cfg, cfg.seed, 2 ** module.net.depth)
     dataset, image_ids = evaluation_images(datamodule, str(cfg.split))
     if hasattr(module, "exhaustive_test"):  # the evaluated data decides what a detection test reports
         module.exhaustive_test = bool(dataset_cfg.get("exhaustive_test", True))
@@ -182,9 +182,9 @@ def trained_with(run_dir: Path | None, run_cfg: Any) -> dict[str, Any]:
             "sparsity": finished.get("sparsity", run_cfg.sparsity), "seed": finished.get("seed", run_cfg.seed)}
 
 
-def _datamodule(dataset_cfg: dict[str, Any], seed: int) -> pl.LightningDataModule:
+def _datamodule(dataset_cfg: dict[str, Any], seed: int, input_multiple: int) -> pl.LightningDataModule:
     from ..data.datamodule import InstanceDataModule
     from ..errors import config_key
 
     with config_key("dataset"):
-        return InstanceDataModule(**dataset_cfg, augment=None, loader_seed=int(seed))
+        return InstanceDataModule(**dataset_cfg, augment=None, loader_seed=int(seed), input_multiple=input_multiple)

@@ -59,3 +59,17 @@ def test_report_of_segmentation_and_detection_runs_has_both_metric_families(tmp_
     assert lines[0] == "| dataset | task | model | loss | sparsity | seed | dice | aji | f1 | precision | recall | epochs | wall_s |"
     assert "| synthetic | detection | yollo | ece | 0.300 | 0 |  |  | 0.700 | 0.800 | 0.600 | 2 | 1.000 |" in lines
     assert (tmp_path / "dice_vs_sparsity.png").is_file() and (tmp_path / "f1_vs_sparsity.png").is_file()
+
+
+def test_paper_rows_stand_beside_ours_where_the_paper_has_them(tmp_path):
+    for seed, dice in ((0, 0.70), (1, 0.74)):
+        run = tmp_path / f"ece{seed}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({
+            "dataset": "cpm15", "task": "segmentation", "model": "unet", "loss": "ece", "sparsity": 0.3,
+            "seed": seed, "epochs": 2, "wall_s": 1.0, "test/dice": dice, "test/aji": dice / 2}))
+    assert main([str(tmp_path)]) == 0
+    table = (tmp_path / "table_segmentation_dice.md").read_text().splitlines()
+    assert "| cpm15 | ece | 0.720 ± 0.028 |" in table and "| cpm15 | ece (paper) | 0.790 |" in table
+    latex = (tmp_path / "table_segmentation_aji.tex").read_text()
+    assert r"\textbf{0.360 $\pm$ 0.014}" in latex and "0.550" in latex  # the paper's row is not bolded over ours

@@ -49,13 +49,13 @@ def test_a_failure_leaves_no_half_written_cache_and_keeps_the_old_one(tmp_path):
     with pytest.raises(DatasetError, match="image03.png: unreadable or corrupt image"):
         (root / "image03.png").write_bytes(b"garbage")
         prepare(root, cache)
-    assert not (cache / "cpm_tiny").exists() and list(cache.iterdir()) == []
+    assert not (cache / "cpm_tiny").exists() and [p for p in cache.iterdir() if p.suffix != ".lock"] == []
     native.write_cpm15_miccai(root, count=3)
     good = prepare(root, cache)
     (root / "image02.png").write_bytes(b"garbage")
     with pytest.raises(DatasetError):
         prepare(root, cache)
-    assert [p.name for p in cache.iterdir()] == ["cpm_tiny"]
+    assert [p.name for p in cache.iterdir() if p.suffix != ".lock"] == ["cpm_tiny"]
     assert json.loads((cache / "cpm_tiny" / "manifest.json").read_text())["key"] == good.manifest["key"]
 
 
@@ -86,3 +86,23 @@ def test_points_only_datasets_prepare_but_refuse_segmentation(tmp_path):
     with pytest.raises(DatasetError, match="centroid|points only"):
         PreparedSource("crc", "crchisto", str(root), str(tmp_path / "cache"),
                        split={"method": "random", "test": 1, "val": 1}).load()
+
+
+def _prepare_in_a_process(root, cache, queue):
+    queue.put(prepare(root, cache).reused)
+
+
+def test_jobs_started_together_prepare_the_dataset_once(tmp_path):
+    """Two sweep jobs reaching an unprepared dataset at once: one prepares it, the other waits and reuses it."""
+    import multiprocessing
+
+    root = native.write_cpm15_miccai(tmp_path / "raw", count=6)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    jobs = [context.Process(target=_prepare_in_a_process, args=(root, tmp_path / "cache", queue)) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=120)
+    assert [job.exitcode for job in jobs] == [0, 0]
+    assert sorted(queue.get(timeout=5) for _ in jobs) == [False, True]

@@ -1,0 +1,46 @@
+"""Object-level error classes on hand-made instance maps."""
+
+import numpy as np
+import pandas as pd
+
+from ece_lightning.analysis.diagnosis import error_picture, object_errors, summarise
+
+
+def _disc(shape, centre, radius):
+    y, x = np.ogrid[: shape[0], : shape[1]]
+    return (y - centre[0]) ** 2 + (x - centre[1]) ** 2 <= radius**2
+
+
+def test_every_kind_of_error_is_named():
+    shape = (80, 120)
+    target, predicted = np.zeros(shape, np.int32), np.zeros(shape, np.int32)
+    centres = {1: (15, 15), 2: (15, 50), 5: (15, 90), 7: (55, 15), 8: (55, 28), 9: (55, 80)}
+    for label, centre in centres.items():  # labels with gaps: they are renumbered
+        target[_disc(shape, centre, 6)] = label
+    predicted[_disc(shape, (15, 15), 6)] = 1                      # 1: found exactly
+    predicted[_disc(shape, (15, 50), 2)] = 2                      # 2: too small: poor
+    predicted[(target == 5) & (np.arange(120)[None, :] < 90)] = 3  # 5: two halves: split
+    predicted[(target == 5) & (np.arange(120)[None, :] >= 90)] = 4
+    predicted[(target == 7) | (target == 8)] = 5                   # 7 and 8 together: merged
+    predicted[_disc(shape, (70, 110), 4)] = 6                      # nothing there: spurious
+    truth, prediction = object_errors(target, predicted)            # 9: missed
+    assert truth["class"].tolist() == ["found", "poor", "split", "merged", "merged", "missed"]
+    assert truth.loc[0, "best_iou"] == 1.0 and 0 < truth.loc[1, "best_iou"] < 0.5
+    assert prediction["class"].tolist() == ["overlapping"] * 5 + ["spurious"]
+    assert prediction.loc[4, "true_objects"] == 2
+    summary = summarise([truth], [prediction])
+    assert summary["true_objects"] == 6 and summary["predicted_objects"] == 6
+    assert summary["object_recall"] == 1 / 6 and summary["touched_recall"] == 5 / 6
+    assert summary["merged_fraction"] == 2 / 6 and summary["object_precision"] == 5 / 6
+    picture = error_picture(np.full(shape + (3,), 128, np.uint8), target, predicted, truth, prediction)
+    assert tuple(picture[55, 80]) != (128, 128, 128) and tuple(picture[70, 110]) != (128, 128, 128)
+    assert tuple(picture[40, 60]) == (128, 128, 128)  # background untouched
+
+
+def test_an_empty_prediction_misses_everything():
+    target = np.zeros((20, 20), np.int32)
+    target[2:6, 2:6], target[10:15, 10:15] = 1, 2
+    truth, prediction = object_errors(target, np.zeros_like(target))
+    assert truth["class"].tolist() == ["missed", "missed"] and prediction.empty
+    summary = summarise([truth], [pd.DataFrame(columns=prediction.columns)])
+    assert summary["object_recall"] == 0.0 and summary["missed_median_area"] == 20.5
