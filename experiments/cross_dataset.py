@@ -4,8 +4,9 @@ on the MoNuSeg test split, and the reverse, beside each model's own test split; 
     python experiments/cross_dataset.py outputs/cpm15_benchmark outputs/monuseg_benchmark \
         --runs ce:1.0 ece:0.3 --out experiments/results/cross_dataset.md
 
-Each evaluation is `ece-eval checkpoint=<run>/checkpoints/last.ckpt dataset=<other> split=test` (its folder under
-outputs/eval/); a finished evaluation is reused.
+Each evaluation is `ece-eval checkpoint=<run>/checkpoints/last.ckpt dataset=<other> split=test`, with the image
+split and `eval_tile` of the other benchmark's runs, so the other dataset's test images are those its own runs were
+tested on (its folder under outputs/eval/); a finished evaluation is reused.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-DATASET_OF = {"cpm15": "cpm15", "monuseg": "monuseg"}
+from ece_lightning.analysis.tables import markdown
+from ece_lightning.io import atomic_write_text
 
 
 def runs_of(sweep: Path, wanted: list[tuple[str, float]]) -> list[dict]:
@@ -31,11 +33,21 @@ def runs_of(sweep: Path, wanted: list[tuple[str, float]]) -> list[dict]:
     return runs
 
 
-def evaluate(run: dict, dataset: str, out_root: Path) -> dict:
+def benchmark_view(run_dir: Path) -> list[str]:
+    """The ``dataset.*`` overrides that make ``dataset=<its name>`` the test split and tiling a benchmark run used
+    (its image split and ``eval_tile``), from the run's composed config."""
+    from omegaconf import OmegaConf
+
+    dataset = OmegaConf.load(run_dir / ".hydra" / "config.yaml").dataset
+    split = ",".join(f"{key}:{value}" for key, value in OmegaConf.to_container(dataset.split).items())
+    return [f"dataset.split={{{split}}}", f"dataset.eval_tile={dataset.eval_tile}"]
+
+
+def evaluate(run: dict, dataset: str, view: list[str], out_root: Path) -> dict:
     out = out_root / run["run_dir"].name / f"{dataset}-test"
     if not (out / "metrics.json").is_file():
         command = [str(Path(sys.executable).parent / "ece-eval"), f"checkpoint={run['run_dir'] / 'checkpoints' / 'last.ckpt'}",
-                   f"dataset={dataset}", "split=test", f"output={out}", "pictures=2"]
+                   f"dataset={dataset}", *view, "split=test", f"output={out}", "pictures=2"]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
@@ -58,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [(entry.split(":")[0], float(entry.split(":")[1])) for entry in args.runs]
     runs = [run for sweep in args.sweeps for run in runs_of(sweep, wanted)]
     datasets = sorted({run["dataset"] for run in runs})
+    # another dataset is evaluated on the test split of its own benchmark, as its own runs were
+    views = {run["dataset"]: benchmark_view(run["run_dir"]) for run in runs}
     rows = []
     for trained_on in datasets:
         for loss, sparsity in wanted:
@@ -66,15 +80,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             cells = []
             for evaluated_on in datasets:
-                results = [r if evaluated_on == trained_on else evaluate(r, evaluated_on, args.eval_root) for r in group]
+                results = [r if evaluated_on == trained_on else evaluate(r, evaluated_on, views[evaluated_on],
+                                                                          args.eval_root) for r in group]
                 cells += [cell([m["test/dice"] for m in results]), cell([m["test/aji"] for m in results])]
             rows.append([trained_on, f"{loss} @ {sparsity:g}", str(len(group)), *cells])
     header = ["trained on", "loss @ sparsity", "seeds", *(f"{d} test {m}" for d in datasets for m in ("Dice", "AJI"))]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = markdown(header, rows)
+    atomic_write_text(args.out, table)
+    print(table)
     return 0
 
 

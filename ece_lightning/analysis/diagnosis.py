@@ -14,6 +14,7 @@ A predicted object is ``spurious`` when it overlaps no true object (on an exhaus
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,10 +110,13 @@ def error_picture(image: np.ndarray, target: np.ndarray, predicted: np.ndarray, 
     return out.round().clip(0, 255).astype(np.uint8)
 
 
-def diagnose(module: Any, dataset: Any, image_ids: list[str], pictures: int = 0) -> dict[str, Any]:
+def diagnose(module: Any, dataset: Any, image_ids: list[str], pictures: int = 0,
+             picture_ids: Iterable[str] = ()) -> dict[str, Any]:
     """Run a trained segmentation ``module`` over an evaluation ``dataset`` (``runs.evaluation.evaluation_images``)
     and classify every object: ``summary`` (``summarise``), ``truth`` and ``prediction`` tables with the image id
-    of each object, and up to ``pictures`` error pictures of the images with most errors."""
+    of each object, and ``pictures``: (image id, error picture) of the ``pictures`` images with most errors, or of
+    the images ``picture_ids`` names (to compare runs on the same images)."""
+    chosen_ids = set(picture_ids)
     import torch
 
     truths, predictions, images = [], [], []
@@ -128,12 +132,33 @@ def diagnose(module: Any, dataset: Any, image_ids: list[str], pictures: int = 0)
             image_id = image_ids[int(sample["index"])]
             truths.append(truth.assign(image=image_id))
             predictions.append(prediction.assign(image=image_id))
-            if pictures:
+            if pictures or image_id in chosen_ids:
                 height, width = target.shape
                 rgb = module.to_rgb(batch["image"][0][:, :height, :width])
                 errors = int((truth["class"] != "found").sum() + (prediction["class"] == "spurious").sum())
                 images.append((errors, image_id, error_picture(rgb, target, predicted, truth, prediction)))
-    chosen = sorted(images, key=lambda entry: -entry[0])[:pictures]
+    chosen = [entry for entry in images if entry[1] in chosen_ids] if chosen_ids else \
+        sorted(images, key=lambda entry: -entry[0])[:pictures]
     return {"summary": summarise(truths, predictions), "truth": pd.concat(truths, ignore_index=True),
             "prediction": pd.concat(predictions, ignore_index=True),
             "pictures": [(image_id, picture) for _, image_id, picture in chosen]}
+
+
+def diagnose_run(run_dir: str | Path, split: str = "test", pictures: int = 0, picture_ids: Iterable[str] = ()
+                 ) -> dict[str, Any]:
+    """``diagnose`` of a finished segmentation run folder on its own ``split``, its ``summary`` extended with the
+    run's ``test/dice``, ``test/aji`` (its ``metrics.json``) and ``count_ratio`` (predicted / true objects)."""
+    import json
+
+    from ..runs.assembly import load_trained_run
+    from ..runs.evaluation import evaluation_images
+
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    module, datamodule = load_trained_run(run_dir)
+    dataset, image_ids = evaluation_images(datamodule, split)
+    result = diagnose(module, dataset, image_ids, pictures=pictures, picture_ids=picture_ids)
+    summary = result["summary"]
+    summary.update({key: metrics[key] for key in ("test/dice", "test/aji") if key in metrics})
+    summary["count_ratio"] = summary["predicted_objects"] / max(summary["true_objects"], 1)
+    return result

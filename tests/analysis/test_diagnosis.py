@@ -1,9 +1,20 @@
-"""Object-level error classes on hand-made instance maps."""
+"""Object-level error classes on hand-made instance maps, and of a trained run's test images."""
+
+import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from ece_lightning.analysis.diagnosis import error_picture, object_errors, summarise
+from ece_lightning.analysis.diagnosis import (
+    TRUE_CLASSES,
+    diagnose_run,
+    error_picture,
+    object_errors,
+    summarise,
+)
+from ece_lightning.runs.assembly import load_trained_run
+from ece_lightning.runs.evaluation import evaluation_images
 
 
 def _disc(shape, centre, radius):
@@ -44,3 +55,24 @@ def test_an_empty_prediction_misses_everything():
     assert truth["class"].tolist() == ["missed", "missed"] and prediction.empty
     summary = summarise([truth], [pd.DataFrame(columns=prediction.columns)])
     assert summary["object_recall"] == 0.0 and summary["missed_median_area"] == 20.5
+
+
+def test_a_trained_run_is_diagnosed_on_its_test_images(example_sweep):
+    """Every true object of every test image gets exactly one class, and the error picture is of a test image."""
+    run = next(path.parent for path in sorted(example_sweep.rglob("metrics.json"))
+               if json.loads(path.read_text())["loss"] == "ece")
+    metrics = json.loads((run / "metrics.json").read_text())
+    module, datamodule = load_trained_run(run)
+    dataset, image_ids = evaluation_images(datamodule, "test")
+    true_objects = sum(int(len(np.unique(dataset[i]["instances"])) - 1) for i in range(len(dataset)))
+    result = diagnose_run(run, pictures=1)
+    summary = result["summary"]
+    assert summary["true_objects"] == len(result["truth"]) == true_objects > 0
+    assert sum(summary[f"{kind}_fraction"] for kind in TRUE_CLASSES) == pytest.approx(1.0)
+    assert set(result["truth"]["image"]) <= set(image_ids)
+    assert summary["test/dice"] == metrics["test/dice"]
+    assert summary["count_ratio"] == summary["predicted_objects"] / true_objects
+    (image_id, picture), = result["pictures"]
+    assert image_id in image_ids and picture.ndim == 3 and picture.dtype == np.uint8
+    other = next(i for i in image_ids if i != image_id)
+    assert [i for i, _ in diagnose_run(run, picture_ids=[other])["pictures"]] == [other]  # the same image for all runs
