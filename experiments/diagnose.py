@@ -28,7 +28,9 @@ from ece_lightning.io import atomic_save_image, atomic_write_text
 COLUMNS = [("test/dice", "Dice"), ("test/aji", "AJI"), ("object_recall", "found (recall @0.5)"),
            ("touched_recall", "touched"), ("object_precision", "precision"), ("found_mean_iou", "IoU of found"),
            ("poor_fraction", "poor"), ("split_fraction", "split"), ("merged_fraction", "merged"),
-           ("missed_fraction", "missed"), ("count_ratio", "predicted / true objects")]
+           ("missed_fraction", "missed"), ("count_ratio", "predicted / true objects"),
+           ("nucleus_median_probability", "median p(fg) on nuclei"), ("nucleus_above_half", "nucleus px > 0.5"),
+           ("background_above_half", "background px > 0.5")]
 
 
 def finished_runs(sweep: Path, loss: str, sparsity: float) -> list[Path]:

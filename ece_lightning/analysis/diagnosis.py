@@ -110,16 +110,40 @@ def error_picture(image: np.ndarray, target: np.ndarray, predicted: np.ndarray, 
     return out.round().clip(0, 255).astype(np.uint8)
 
 
+#: bins of the foreground-probability histograms over [0, 1]
+PROBABILITY_BINS = 100
+
+
+def probability_histogram(probabilities: np.ndarray) -> np.ndarray:
+    """Counts of ``probabilities`` in ``PROBABILITY_BINS`` equal bins of [0, 1] (1.0 in the last)."""
+    bins = np.minimum((np.asarray(probabilities, np.float64) * PROBABILITY_BINS).astype(np.int64), PROBABILITY_BINS - 1)
+    return np.bincount(bins.ravel(), minlength=PROBABILITY_BINS)
+
+
+def probability_summary(histograms: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per region (``nucleus``: pixels of true objects, ``background``): the median predicted foreground probability
+    (to a bin) and the share above 0.5. A model that ranks nuclei well but keeps them below 0.5 (CE on sparse labels)
+    shows a median far above the background's and a share near 0."""
+    summary = {}
+    for region, counts in histograms.items():
+        total = max(int(counts.sum()), 1)
+        median_bin = int(np.searchsorted(np.cumsum(counts), total / 2))
+        summary[f"{region}_median_probability"] = (median_bin + 0.5) / PROBABILITY_BINS
+        summary[f"{region}_above_half"] = float(counts[PROBABILITY_BINS // 2:].sum() / total)
+    return summary
+
+
 def diagnose(module: Any, dataset: Any, image_ids: list[str], pictures: int = 0,
              picture_ids: Iterable[str] = ()) -> dict[str, Any]:
     """Run a trained segmentation ``module`` over an evaluation ``dataset`` (``runs.evaluation.evaluation_images``)
-    and classify every object: ``summary`` (``summarise``), ``truth`` and ``prediction`` tables with the image id
+    and classify every object: ``summary`` (``summarise`` and ``probability_summary``), ``truth`` and ``prediction`` tables with the image id
     of each object, and ``pictures``: (image id, error picture) of the ``pictures`` images with most errors, or of
     the images ``picture_ids`` names (to compare runs on the same images)."""
     chosen_ids = set(picture_ids)
     import torch
 
     truths, predictions, images = [], [], []
+    histograms = {"nucleus": np.zeros(PROBABILITY_BINS, np.int64), "background": np.zeros(PROBABILITY_BINS, np.int64)}
     module.eval()
     with torch.no_grad():
         for item in range(len(dataset)):
@@ -128,6 +152,9 @@ def diagnose(module: Any, dataset: Any, image_ids: list[str], pictures: int = 0,
             logits, batch = module.crop_to_images(module(batch["image"]), batch)
             _, instances = module.segment(logits)
             target, predicted = batch["instances"][0].numpy(), instances[0].numpy()
+            foreground = logits.float().softmax(dim=1)[0, 1:].sum(dim=0).numpy()
+            for region, mask in (("nucleus", target > 0), ("background", target == 0)):
+                histograms[region] += probability_histogram(foreground[mask])
             truth, prediction = object_errors(target, predicted)
             image_id = image_ids[int(sample["index"])]
             truths.append(truth.assign(image=image_id))
@@ -139,7 +166,8 @@ def diagnose(module: Any, dataset: Any, image_ids: list[str], pictures: int = 0,
                 images.append((errors, image_id, error_picture(rgb, target, predicted, truth, prediction)))
     chosen = [entry for entry in images if entry[1] in chosen_ids] if chosen_ids else \
         sorted(images, key=lambda entry: -entry[0])[:pictures]
-    return {"summary": summarise(truths, predictions), "truth": pd.concat(truths, ignore_index=True),
+    summary = {**summarise(truths, predictions), **probability_summary(histograms)}
+    return {"summary": summary, "truth": pd.concat(truths, ignore_index=True),
             "prediction": pd.concat(predictions, ignore_index=True),
             "pictures": [(image_id, picture) for _, image_id, picture in chosen]}
 

@@ -11,6 +11,8 @@ from ece_lightning.analysis.diagnosis import (
     diagnose_run,
     error_picture,
     object_errors,
+    probability_histogram,
+    probability_summary,
     summarise,
 )
 from ece_lightning.runs.assembly import load_trained_run
@@ -72,7 +74,17 @@ def test_a_trained_run_is_diagnosed_on_its_test_images(example_sweep):
     assert set(result["truth"]["image"]) <= set(image_ids)
     assert summary["test/dice"] == metrics["test/dice"]
     assert summary["count_ratio"] == summary["predicted_objects"] / true_objects
+    assert 0 < summary["nucleus_median_probability"] < 1 and 0 <= summary["background_above_half"] <= 1
     (image_id, picture), = result["pictures"]
     assert image_id in image_ids and picture.ndim == 3 and picture.dtype == np.uint8
     other = next(i for i in image_ids if i != image_id)
     assert [i for i, _ in diagnose_run(run, picture_ids=[other])["pictures"]] == [other]  # the same image for all runs
+
+
+def test_probability_summary_reads_medians_and_shares_from_histograms():
+    nucleus = probability_histogram(np.array([0.1, 0.2, 0.22, 0.9]))
+    background = probability_histogram(np.array([0.0, 0.0, 0.01, 1.0]))
+    summary = probability_summary({"nucleus": nucleus, "background": background})
+    assert summary["nucleus_median_probability"] == pytest.approx(0.205)  # the bin [0.20, 0.21)
+    assert summary["nucleus_above_half"] == 0.25 and summary["background_above_half"] == 0.25
+    assert nucleus.sum() == 4 and background[-1] == 1  # 1.0 falls in the last bin
