@@ -58,10 +58,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_the_wheel_holds_every_config_file(installed):
+    """Every config file and every data file the package reads (the paper's tables of ece-report)."""
     wheel = next((installed.parent.parent / "wheels").glob("ece_lightning-*.whl"))
-    shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("ece_lightning/conf/")}
-    configs = {str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "ece_lightning" / "conf").rglob("*.yaml")}
-    assert configs and configs <= shipped, sorted(configs - shipped)
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    package = REPO_ROOT / "ece_lightning"
+    files = {str(p.relative_to(REPO_ROOT)) for p in [*(package / "conf").rglob("*.yaml"), *package.rglob("*.csv")]}
+    assert "ece_lightning/analysis/paper_tables.csv" in files
+    assert files <= shipped, sorted(files - shipped)
 
 
 @pytest.mark.slow

@@ -4,9 +4,12 @@ check tiny on the CPU, so the script is not first tried on rented GPU time."""
 import os
 import subprocess
 
+import pytest
+
 from .helpers import BIN, REPO_ROOT
 
 
+@pytest.mark.slow  # every GPU check in smoke mode on CPU (about 40 s): make test-full
 def test_gpu_checks_script_runs_every_check_in_smoke_mode(tmp_path):
     env = {**os.environ, "SMOKE": "1", "OUT": str(tmp_path), "WANDB_MODE": "disabled", "BIN": str(BIN)}
     result = subprocess.run(["bash", str(REPO_ROOT / "experiments" / "gpu_checks.sh")], cwd=REPO_ROOT, env=env,

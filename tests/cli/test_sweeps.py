@@ -112,6 +112,7 @@ def test_slurm_job_script_asks_for_the_configured_gpus_and_tasks(tmp_path):
     assert "srun" in script and script.rstrip().endswith("ece-train")
 
 
+@pytest.mark.slow  # two DDP processes train twice (about a minute on 2 cores): make test-full
 def test_two_process_ddp_matches_one_process(tmp_path):
     """trainer=ddp_sim (2 CPU processes, ddp_spawn, synchronised batch norm, global batch split) against one
     process on the same batches in the same order: same losses and metrics up to floating-point order. The
