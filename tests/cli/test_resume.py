@@ -77,6 +77,7 @@ def test_killed_run_with_loader_workers_resumes_to_the_same_results(tmp_path):
     assert _results(folder) == _results(whole)
 
 
+@pytest.mark.slow  # a third killed-and-restarted run (20-30 s): make test-full
 def test_an_interrupted_run_of_another_config_is_not_resumed(tmp_path):
     folder = tmp_path / "killed"
     _start_and_kill(folder, logger="csv")
@@ -93,6 +94,7 @@ def test_an_interrupted_run_of_another_config_is_not_resumed(tmp_path):
     assert json.loads((folder / "metrics.json").read_text())["sparsity"] == 0.3
 
 
+@pytest.mark.slow  # a third killed-and-restarted run (20-30 s): make test-full
 def test_the_interrupted_csv_log_is_kept(tmp_path):
     folder = tmp_path / "killed"
     _start_and_kill(folder, logger="csv")
