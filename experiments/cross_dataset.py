@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from ece_lightning.analysis.sweeps import values_cell
 from ece_lightning.analysis.tables import markdown
 from ece_lightning.io import atomic_write_text
 
@@ -54,12 +54,6 @@ def evaluate(run: dict, dataset: str, view: list[str], out_root: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def cell(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.3f}" if values else "-"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweeps", nargs="+", type=Path, help="benchmark sweep folders (one per training dataset)")
@@ -82,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             for evaluated_on in datasets:
                 results = [r if evaluated_on == trained_on else evaluate(r, evaluated_on, views[evaluated_on],
                                                                           args.eval_root) for r in group]
-                cells += [cell([m["test/dice"] for m in results]), cell([m["test/aji"] for m in results])]
+                cells += [values_cell([m["test/dice"] for m in results]), values_cell([m["test/aji"] for m in results])]
             rows.append([trained_on, f"{loss} @ {sparsity:g}", str(len(group)), *cells])
     header = ["trained on", "loss @ sparsity", "seeds", *(f"{d} test {m}" for d in datasets for m in ("Dice", "AJI"))]
     table = markdown(header, rows)

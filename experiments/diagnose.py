@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from ece_lightning.analysis.diagnosis import diagnose_run
+from ece_lightning.analysis.sweeps import values_cell
 from ece_lightning.analysis.tables import markdown
 from ece_lightning.io import atomic_save_image, atomic_write_text
 
@@ -46,12 +46,6 @@ def finished_runs(sweep: Path, loss: str, sparsity: float) -> list[Path]:
 def central(picture: np.ndarray, side: int) -> np.ndarray:
     top, left = max(0, (picture.shape[0] - side) // 2), max(0, (picture.shape[1] - side) // 2)
     return np.ascontiguousarray(picture[top:top + side, left:left + side])
-
-
-def cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 atomic_save_image(args.out / f"{loss}_{sparsity:g}.jpg", central(picture, args.crop))
                 print(f"{entry}: picture of {image_id} ({run.name})")
             print(f"{entry} {run.name}: " + ", ".join(f"{name} {summary[key]:.3f}" for key, name in COLUMNS))
-        rows.append([f"{loss} @ {sparsity:.0%}", str(len(runs)), *(cell(figures[key]) for key, _ in COLUMNS)])
+        rows.append([f"{loss} @ {sparsity:.0%}", str(len(runs)), *(values_cell(figures[key]) for key, _ in COLUMNS)])
     table = markdown(["loss @ annotated", "seeds", *(name for _, name in COLUMNS)], rows)
     atomic_write_text(args.out.with_suffix(".md"), table)
     print(table)

@@ -123,6 +123,14 @@ def format_cell(cell: Any, digits: int = 3, latex: bool = False) -> str:
     return f"{mean:.{digits}f}{separator}{std:.{digits}f}"
 
 
+def values_cell(values: Sequence[float], digits: int = 3) -> str:
+    """``format_cell`` of a list of values (one per seed): "mean ± std", the value alone, or "-" when empty."""
+    if not len(values):
+        return "-"
+    series = pd.Series(values, dtype=float)
+    return format_cell((series.mean(), series.std(), len(series)), digits)
+
+
 def table_markdown(table: pd.DataFrame, metric: str, digits: int = 3) -> str:
     """A paper table as Markdown: one row per index entry, "mean ± std" cells (std when >= 2 seeds)."""
     header = [*table.index.names, *(f"{metric.removeprefix('test/')} @ {c:g}" for c in table.columns)]

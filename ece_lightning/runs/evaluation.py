@@ -124,7 +124,7 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
     from omegaconf import OmegaConf
 
     from ..io import atomic_save_image, atomic_write_json, atomic_write_text
-    from .assembly import load_run_config, plain
+    from .assembly import input_multiple, load_run_config, plain
 
     checkpoint = Path(str(cfg.checkpoint))
     module = load_checkpoint_module(checkpoint)
@@ -141,7 +141,7 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
     batch_size = dataset_cfg.get("batch_size", 8) if cfg.get("batch_size") is None else cfg.batch_size
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} must be an integer >= 1")
-    datamodule = _datamodule(dataset_cfg, cfg.seed, 2 ** module.net.depth)
+    datamodule = _datamodule(dataset_cfg, cfg.seed, input_multiple(module) or 1)
     dataset, image_ids = evaluation_images(datamodule, str(cfg.split))
     if hasattr(module, "exhaustive_test"):  # the evaluated data decides what a detection test reports
         module.exhaustive_test = bool(dataset_cfg.get("exhaustive_test", True))

@@ -88,3 +88,10 @@ def test_wandb_runs_become_the_same_table():
     frame = load_wandb("me/ece", api=_Api())
     assert frame["loss"].tolist() == ["ce", "ece", "elr_asym"] and set(frame["dataset"]) == {"cpm15"}
     assert frame["test/dice"].tolist() == [0.1, 0.6, 0.2] and "train/loss" not in frame.columns
+
+
+def test_values_cell_is_the_paper_tables_cell_of_raw_values():
+    from ece_lightning.analysis.sweeps import values_cell
+
+    assert values_cell([0.5, 0.7]) == "0.600 ± 0.141"  # the sample std (ddof 1), as the paper tables
+    assert values_cell([0.5]) == "0.500" and values_cell([]) == "-"
