@@ -13,8 +13,9 @@ from .detection import DetectionLoss
 from .ece import ExclusiveCrossEntropy
 from .elr import EarlyLearningRegularization
 from .focal import FocalLoss
+from .pu import PositiveUnlabeledRisk
 from .registry import LOSSES, build_loss
 from .schedules import SigmoidSchedule
 
 __all__ = ["LOSSES", "CrossEntropy", "DetectionLoss", "EarlyLearningRegularization", "ExclusiveCrossEntropy",
-           "FocalLoss", "SigmoidSchedule", "build_loss"]
+           "FocalLoss", "PositiveUnlabeledRisk", "SigmoidSchedule", "build_loss"]

@@ -12,12 +12,14 @@ from .ce import CrossEntropy
 from .ece import ExclusiveCrossEntropy
 from .elr import EarlyLearningRegularization
 from .focal import FocalLoss
+from .pu import PositiveUnlabeledRisk
 
 LOSSES: Registry[nn.Module] = Registry("loss", "loss.name", dotted_paths=True)
 LOSSES.register("ce", CrossEntropy)
 LOSSES.register("ece", ExclusiveCrossEntropy)
 LOSSES.register("elr", EarlyLearningRegularization)
 LOSSES.register("focal", FocalLoss)
+LOSSES.register("pu", PositiveUnlabeledRisk)
 
 
 def build_loss(name: str, **kwargs: Any) -> nn.Module:

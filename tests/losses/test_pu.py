@@ -1,0 +1,117 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ece_lightning.losses import PositiveUnlabeledRisk, build_loss
+
+LOG2 = math.log(2.0)
+
+
+def test_every_element_annotated_or_full_sparsity_is_cross_entropy():
+    logits = torch.randn(2, 2, 6, 6)
+    target = torch.randint(0, 2, (2, 6, 6))
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=1.0)(logits, target), F.cross_entropy(logits, target))
+    everything = torch.ones(2, 6, 6, dtype=torch.long)
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3)(logits, everything),
+                               F.cross_entropy(logits, everything))
+    # A fixed prior of 0 (no hidden objects) is cross-entropy at any sparsity.
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3, prior=0.0)(logits, target),
+                               F.cross_entropy(logits, target))
+    binary, soft = torch.randn(3, 5), torch.randint(0, 2, (3, 5)).float()
+    torch.testing.assert_close(PositiveUnlabeledRisk()(binary, soft), F.binary_cross_entropy_with_logits(binary, soft))
+
+
+def test_hand_computed_risk():
+    # Four elements, one annotated, sparsity 0.5: pi_a = 1/4, pi_u = (1/4)(1/2) / ((1/2)(3/4)) = 1/3, and the
+    # annotated element stands for pi_u |U| / |A| = 1 hidden object.
+    # Logits 0 everywhere: every l+ and l- is log 2, so
+    # R = (1/4) [log2 + 1 * log2] + (1/4) [3 log2 - 1 * log2] = log 2.
+    loss = PositiveUnlabeledRisk(sparsity=0.5)
+    logits, target = torch.zeros(4), torch.tensor([1.0, 0.0, 0.0, 0.0])
+    torch.testing.assert_close(loss(logits, target), torch.tensor(LOG2))
+    # One unlabeled element confident it is an object (logit 3) lowers the negative risk, not the positive one:
+    # its l- is softplus(3).
+    logits = torch.tensor([0.0, 3.0, 0.0, 0.0])
+    expected = (2 * LOG2 + (F.softplus(torch.tensor(3.0)).item() + 2 * LOG2 - LOG2)) / 4
+    torch.testing.assert_close(loss(logits, target), torch.tensor(expected))
+    # The per-element contributions average to the loss.
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.5, reduction="none")(logits, target).mean(),
+                               torch.tensor(expected))
+
+
+def test_negative_risk_below_zero_takes_the_correction_step():
+    # The unlabeled elements are all confidently background, the annotated one looks like background too:
+    # mean_U(l-) is tiny and pi_u mean_A(l-) large, so the negative risk is negative.
+    loss = PositiveUnlabeledRisk(sparsity=0.5)
+    logits = torch.tensor([-4.0, -8.0, -8.0, -8.0], requires_grad=True)
+    target = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    value = loss(logits, target)
+    l_minus = F.softplus(logits.detach())  # -log sigmoid(-x)
+    negative_risk = (l_minus[1:].sum() - 1.0 * l_minus[0]) / 4
+    assert negative_risk < 0
+    torch.testing.assert_close(value, -negative_risk)
+
+
+def test_correction_gradient_is_minus_gamma_times_the_negative_risk_gradient():
+    logits = torch.tensor([-4.0, -8.0, -8.0, -8.0], requires_grad=True)
+    target = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    PositiveUnlabeledRisk(sparsity=0.5, gamma=0.5)(logits, target).backward()
+    reference = logits.detach().clone().requires_grad_()
+    negative_risk = (F.softplus(reference[1:]).sum() - F.softplus(reference[0])) / 4
+    (-0.5 * negative_risk).backward()
+    torch.testing.assert_close(logits.grad, reference.grad)
+
+
+def test_unlabeled_objects_cost_less_than_under_cross_entropy():
+    # A confident object prediction on an unannotated pixel: CE punishes it fully, PU by less.
+    logits = torch.zeros(1, 2, 4, 4)
+    logits[0, 1, 0, 0], logits[0, 1, 3, 3] = 5.0, 5.0  # one annotated object pixel, one unannotated
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, 0, 0] = 1
+    pu = PositiveUnlabeledRisk(sparsity=0.3, reduction="none")(logits, target)
+    ce = F.cross_entropy(logits, target, reduction="none")
+    assert pu[0, 3, 3] == ce[0, 3, 3]  # its own term is a negative term ...
+    assert PositiveUnlabeledRisk(sparsity=0.3)(logits, target) < ce.mean()  # ... offset by the hidden objects'
+
+
+def test_prior_auto_fixed_and_scaled():
+    share = torch.tensor(0.1)
+    assert PositiveUnlabeledRisk(sparsity=0.3).unlabeled_prior(share).item() == pytest.approx(0.1 * 0.7 / (0.3 * 0.9))
+    assert PositiveUnlabeledRisk(sparsity=0.3, prior=0.25).unlabeled_prior(share).item() == pytest.approx(0.15 / 0.9)
+    assert PositiveUnlabeledRisk(sparsity=0.3, prior_scale=2.0).unlabeled_prior(share).item() == pytest.approx(
+        2 * 0.1 * 0.7 / (0.3 * 0.9))
+    assert PositiveUnlabeledRisk(sparsity=0.3, prior=0.05).unlabeled_prior(share).item() == 0.0
+    assert PositiveUnlabeledRisk(sparsity=0.01).unlabeled_prior(torch.tensor(0.5)).item() == 1.0  # clamped
+
+
+def test_a_batch_without_annotations_is_all_negatives():
+    logits, target = torch.randn(2, 2, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3)(logits, target), F.cross_entropy(logits, target))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("binary", [True, False])
+def test_finite_loss_and_gradients_for_huge_logits(dtype, binary):
+    scale = torch.tensor([1e4, -1e4, 0.0, 30.0, -1e4, 1e4])
+    if binary:
+        logits, target = scale.to(dtype).requires_grad_(), torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    else:
+        logits = torch.stack([-scale, scale], dim=1).to(dtype).requires_grad_()
+        target = torch.tensor([1, 0, 1, 0, 0, 0])
+    for sparsity in (0.1, 0.3, 1.0):
+        logits.grad = None
+        loss = PositiveUnlabeledRisk(sparsity=sparsity)(logits, target)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(logits.grad.float()).all()
+
+
+def test_arguments_are_checked_and_named():
+    assert isinstance(build_loss("pu", sparsity=0.3), PositiveUnlabeledRisk)
+    for kwargs, message in [({"sparsity": 0.0}, "sparsity=0.0"), ({"sparsity": 1.5}, "sparsity=1.5"),
+                            ({"prior": "learned"}, "prior='learned'"), ({"prior": 1.0}, "prior=1.0"),
+                            ({"prior_scale": -1.0}, "prior_scale=-1.0"), ({"gamma": 0.0}, "gamma=0.0"),
+                            ({"beta": -0.1}, "beta=-0.1")]:
+        with pytest.raises(ValueError, match=message):
+            PositiveUnlabeledRisk(**kwargs)
