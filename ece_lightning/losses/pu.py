@@ -12,7 +12,13 @@ object (-log p_obj) and l- of calling it background (-log p_bg). The risk over a
 It assumes the annotated objects are a random sample of all objects (whole objects dropped at random, as
 ``sparsity`` does), so mean_A estimates the hidden objects' terms. When the negative risk estimate falls below
 zero (over-fitting the unlabeled set), the step follows Kiryo et al.: it descends ``-gamma`` times the negative
-risk alone. With every element annotated, or pi_u = 0, R is plain cross-entropy.
+risk alone (``gamma=0``: the negative risk is clamped at 0 and the step descends the positive risk alone). With every element annotated, or pi_u = 0, R is plain cross-entropy.
+
+**The surrogate.** The hidden objects' terms and the unlabeled terms must use one loss for the estimate to be
+unbiased. ``surrogate="log"`` uses cross-entropy's (l+ = -log p_obj, l- = -log p_bg); it is unbounded, so a
+few confidently found annotated objects (large mean_A(l-)) can drive the negative risk below zero on their own.
+``surrogate="sigmoid"`` uses Kiryo et al.'s bounded sigmoid loss (l+ = p_bg, l- = p_obj) for those terms;
+the annotated objects' own term stays cross-entropy either way.
 
 **The prior.** ``prior="auto"`` derives pi_u from ``sparsity`` (the share of objects annotated) and the
 annotated share pi_a = |A|/n of the batch: the batch holds about pi_a / sparsity objects in all, so
@@ -29,6 +35,8 @@ from torch import nn
 
 from .ce import check_reduction, is_binary
 
+SURROGATES = ("log", "sigmoid")
+
 
 class PositiveUnlabeledRisk(nn.Module):
     """The non-negative PU risk for multiclass logits (N, C, ...) with integer targets (N, ...), class 0 =
@@ -40,14 +48,16 @@ class PositiveUnlabeledRisk(nn.Module):
         prior: ``"auto"`` (from ``sparsity`` and the batch's annotated share, see the module docstring) or
             the total object share of the images in [0, 1).
         prior_scale: factor (>= 0) on the unlabeled-object prior pi_u.
+        surrogate: ``log`` or ``sigmoid``: the loss of the unlabeled and hidden-object terms (see above).
         beta: the negative risk may fall to ``-beta`` (>= 0) before the correction step is taken (paper: 0).
-        gamma: step size factor (> 0) of the correction step (paper: 1).
+        gamma: step size factor (>= 0) of the correction step (paper: 1); 0 clamps instead: the negative risk
+            counts as 0 and only the positive risk is descended, ``positive + max(0, negative)``.
         reduction: ``mean`` (over all elements), ``sum``, or ``none``: per-element contributions whose mean is
             the ``mean`` value (the correction is decided on the whole batch).
     """
 
     def __init__(self, sparsity: float = 1.0, prior: str | float = "auto", prior_scale: float = 1.0,
-                 beta: float = 0.0, gamma: float = 1.0, reduction: str = "mean"):
+                 surrogate: str = "log", beta: float = 0.0, gamma: float = 1.0, reduction: str = "mean"):
         super().__init__()
         if not 0.0 < sparsity <= 1.0:
             raise ValueError(f"sparsity={sparsity} must lie in (0, 1]: the share of objects annotated")
@@ -58,10 +68,12 @@ class PositiveUnlabeledRisk(nn.Module):
             raise ValueError(f"prior={prior} must be 'auto' or the object share of the images in [0, 1)")
         if not prior_scale >= 0:
             raise ValueError(f"prior_scale={prior_scale} must be >= 0")
-        if not beta >= 0 or not gamma > 0:
-            raise ValueError(f"beta={beta} must be >= 0 and gamma={gamma} > 0")
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate={surrogate!r} is not one of {', '.join(SURROGATES)}")
+        if not beta >= 0 or not gamma >= 0:
+            raise ValueError(f"beta={beta} and gamma={gamma} must be >= 0")
         self.sparsity, self.prior, self.prior_scale = float(sparsity), prior, float(prior_scale)
-        self.beta, self.gamma = float(beta), float(gamma)
+        self.surrogate, self.beta, self.gamma = surrogate, float(beta), float(gamma)
         self.reduction = check_reduction(reduction)
 
     def unlabeled_prior(self, annotated_share: torch.Tensor) -> torch.Tensor:
@@ -87,7 +99,10 @@ class PositiveUnlabeledRisk(nn.Module):
             log_bg = log_probs[:, 0]
             log_obj = torch.logsumexp(log_probs[:, 1:], dim=1)
             labelled_ce = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
-        positive_loss, negative_loss = -log_obj, -log_bg
+        if self.surrogate == "log":
+            positive_loss, negative_loss = -log_obj, -log_bg
+        else:
+            positive_loss, negative_loss = log_bg.exp(), log_obj.exp()
         mask = annotated.float()
         n = float(mask.numel())
         n_annotated = mask.sum()
@@ -101,7 +116,8 @@ class PositiveUnlabeledRisk(nn.Module):
         positive_terms = mask * (labelled_ce + hidden * positive_loss)
         negative_risk = negative_terms.sum() / n
         correct = (negative_risk < -self.beta).detach()
-        per_element = torch.where(correct, -self.gamma * negative_terms, positive_terms + negative_terms)
+        corrected = positive_terms if self.gamma == 0 else -self.gamma * negative_terms
+        per_element = torch.where(correct, corrected, positive_terms + negative_terms)
         if self.reduction == "none":
             return per_element
         if self.reduction == "sum":

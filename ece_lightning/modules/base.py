@@ -114,6 +114,13 @@ class TaskModule(pl.LightningModule):
         if stage == "fit":
             allocate_pixel_state(self, self.trainer.datamodule, num_channels=self.pixel_state_channels)
 
+    def training_progress(self) -> float:
+        """The fraction of training done at the start of this epoch (by steps when ``max_epochs`` is open)."""
+        trainer = self.trainer
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            return min(1.0, trainer.current_epoch / trainer.max_epochs)
+        return min(1.0, trainer.global_step / max(1, trainer.max_steps))
+
     def log_training_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """``train/loss_step`` (this process, every step, no synchronisation) and ``train/loss_epoch`` (the
         epoch mean over every process of a distributed run, synchronised once per epoch)."""
@@ -183,7 +190,8 @@ class TaskModule(pl.LightningModule):
         return (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
-        optimizer = build_optimizer(self.optimizer_cfg, self.parameters())
+        # trainable parameters only: an EMA teacher's copy of the network is no optimiser's business
+        optimizer = build_optimizer(self.optimizer_cfg, [p for p in self.parameters() if p.requires_grad])
         if self.scheduler_cfg["name"] == "none":
             return optimizer
         # asked lazily: estimated_stepping_batches sets up the train loader, before a resumed run restores its epoch

@@ -14,6 +14,7 @@ from ..losses.components import elementwise, reduce_like, split_by_annotation
 from ..metrics import AggregatedJaccardIndex, DiceScore, ForegroundRatio
 from ..postprocess.segmentation import check_postprocess, foreground_from_logits, foreground_to_instances
 from .base import TaskModule
+from .teacher import build_teacher
 
 
 class SegmentationModule(TaskModule):
@@ -30,13 +31,16 @@ class SegmentationModule(TaskModule):
         postprocess: how predicted foreground becomes instances for AJI (``method``: components | watershed,
             ``min_size``, ``min_distance``; ``postprocess.segmentation.foreground_to_instances``).
         speed: ``channels_last``, ``compile``, ``compile_mode`` (``TaskModule.configure_speed``).
+        teacher: self-training with an EMA teacher (``modules.teacher.MeanTeacher``: ``momentum``,
+            ``threshold``, ``start``); ``None`` (default) trains without one.
     """
 
     task = "segmentation"
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
                  scheduler: dict[str, Any] | None = None,
-                 postprocess: dict[str, Any] | None = None, speed: dict[str, Any] | None = None):
+                 postprocess: dict[str, Any] | None = None, speed: dict[str, Any] | None = None,
+                 teacher: dict[str, Any] | None = None):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         classes = model.get("num_classes", 2)
@@ -44,6 +48,7 @@ class SegmentationModule(TaskModule):
             raise ConfigError(f"model.num_classes={classes!r} must be an integer >= 2 (background + foreground "
                               "classes)")
         self.build_network(model, speed)
+        self.teacher = build_teacher(dict(teacher or {}), self.net)
         with config_key("loss"):
             self.criterion = LOSSES.build(loss)
         self.pixel_state_channels = int(classes)
@@ -62,6 +67,11 @@ class SegmentationModule(TaskModule):
         return self.criterion(logits, batch["target"])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.teacher is not None and self.teacher.active(self.training_progress()):
+            target, pseudo = self.teacher.pseudo_targets(batch["image"], batch["target"])
+            batch = {**batch, "target": target}
+            self.log("train/pseudo_share", pseudo.float().mean(), on_step=False, on_epoch=True,
+                     batch_size=len(batch["image"]), sync_dist=True)
         logits = self(batch["image"])
         if self.record_loss_components:
             # The same terms, summed here instead of inside the loss, so the Obj/Background split is free.
@@ -73,6 +83,10 @@ class SegmentationModule(TaskModule):
             loss = self._loss(logits, batch)
         self.log_training_loss(loss, batch_size=len(batch["image"]))
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.teacher is not None:
+            self.teacher.update(self.net, self.global_step - 1)
 
     def crop_outputs(self, outputs: torch.Tensor, height: int, width: int) -> torch.Tensor:
         return outputs[..., :height, :width]

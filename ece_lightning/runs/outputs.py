@@ -45,7 +45,7 @@ def run_metrics(cfg: DictConfig, trainer: pl.Trainer, test_results: dict[str, fl
         metrics[f"objects/{split}_total"] = total
     # The last validation and training-epoch values (trainer.test() replaces the trainer's callback metrics).
     for key, value in (trainer.callback_metrics if fit_results is None else fit_results).items():
-        if key.startswith(("val/", "train/loss_epoch")):
+        if key.startswith(("val/", "train/loss_epoch", "train/pseudo_share")):
             metrics[key] = float(value)
     metrics.update({key: float(value) for key, value in test_results.items()})
     return metrics

@@ -65,8 +65,9 @@ def test_killed_run_resumes_to_the_same_results(uninterrupted, tmp_path):
 def test_killed_run_with_loader_workers_resumes_to_the_same_results(tmp_path):
     """Augmented random crops drawn in 2 persistent worker processes (data.samplers.enter_epoch), with a
     learning-rate schedule, whose total steps are asked of the trainer only once the resumed epoch is restored
-    (optim.build_scheduler)."""
-    workers = ["dataset.num_workers=2", "trainer.max_epochs=10", "scheduler.name=onecycle", "+scheduler.warmup=0.2"]
+    (optim.build_scheduler), and an EMA teacher giving pseudo-labels from epoch 2 (its weights in last.ckpt)."""
+    workers = ["dataset.num_workers=2", "trainer.max_epochs=10", "scheduler.name=onecycle", "+scheduler.warmup=0.2",
+               "task.teacher={momentum: 0.9, threshold: 0.6, start: 0.2}"]
     whole = tmp_path / "whole"
     result = run_cli("ece-train", *RUN, *workers, f"hydra.run.dir={whole}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -75,6 +76,7 @@ def test_killed_run_with_loader_workers_resumes_to_the_same_results(tmp_path):
     result = run_cli("ece-train", *RUN, *workers, f"hydra.run.dir={folder}")
     assert result.returncode == 0 and "resuming" in result.stdout, result.stderr[-3000:]
     assert _results(folder) == _results(whole)
+    assert "train/pseudo_share" in _results(whole)
 
 
 @pytest.mark.slow  # a third killed-and-restarted run (20-30 s): make test-full

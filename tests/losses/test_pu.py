@@ -100,9 +100,9 @@ def test_finite_loss_and_gradients_for_huge_logits(dtype, binary):
     else:
         logits = torch.stack([-scale, scale], dim=1).to(dtype).requires_grad_()
         target = torch.tensor([1, 0, 1, 0, 0, 0])
-    for sparsity in (0.1, 0.3, 1.0):
+    for sparsity, surrogate, gamma in [(0.1, "log", 1.0), (0.3, "log", 0.0), (0.3, "sigmoid", 1.0), (1.0, "log", 1.0)]:
         logits.grad = None
-        loss = PositiveUnlabeledRisk(sparsity=sparsity)(logits, target)
+        loss = PositiveUnlabeledRisk(sparsity=sparsity, surrogate=surrogate, gamma=gamma)(logits, target)
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(logits.grad.float()).all()
 
@@ -111,7 +111,28 @@ def test_arguments_are_checked_and_named():
     assert isinstance(build_loss("pu", sparsity=0.3), PositiveUnlabeledRisk)
     for kwargs, message in [({"sparsity": 0.0}, "sparsity=0.0"), ({"sparsity": 1.5}, "sparsity=1.5"),
                             ({"prior": "learned"}, "prior='learned'"), ({"prior": 1.0}, "prior=1.0"),
-                            ({"prior_scale": -1.0}, "prior_scale=-1.0"), ({"gamma": 0.0}, "gamma=0.0"),
+                            ({"prior_scale": -1.0}, "prior_scale=-1.0"), ({"gamma": -1.0}, "gamma=-1.0"), ({"surrogate": "hinge"}, "surrogate='hinge'"),
                             ({"beta": -0.1}, "beta=-0.1")]:
         with pytest.raises(ValueError, match=message):
             PositiveUnlabeledRisk(**kwargs)
+
+
+def test_gamma_zero_clamps_the_negative_risk():
+    logits = torch.tensor([-4.0, -8.0, -8.0, -8.0], requires_grad=True)
+    target = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    value = PositiveUnlabeledRisk(sparsity=0.5, gamma=0.0)(logits, target)
+    # positive risk only: the annotated element's CE plus its one hidden object, both softplus(4)
+    torch.testing.assert_close(value, 2 * F.softplus(torch.tensor(4.0)) / 4)
+    value.backward()
+    assert (logits.grad[1:] == 0).all() and logits.grad[0] < 0
+
+
+def test_sigmoid_surrogate_is_bounded():
+    # Logit 0: p = 0.5, so every surrogate term is 0.5; one annotated of four at sparsity 0.5 (one hidden):
+    # R = (1/4) [log 2 + 0.5] + (1/4) [3 * 0.5 - 0.5].
+    loss = PositiveUnlabeledRisk(sparsity=0.5, surrogate="sigmoid")
+    torch.testing.assert_close(loss(torch.zeros(4), torch.tensor([1.0, 0.0, 0.0, 0.0])),
+                               torch.tensor((LOG2 + 0.5 + 1.0) / 4))
+    # A huge object logit on an unlabeled element costs at most 1 there, not its logit.
+    big = loss(torch.tensor([0.0, 1e4, 0.0, 0.0]), torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    torch.testing.assert_close(big, torch.tensor((LOG2 + 0.5 + (1.0 + 0.5 + 0.5 - 0.5)) / 4))
