@@ -23,11 +23,14 @@ class LossTiming:
 
 
 def _candidates() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
-    """torch CE as the yardstick, then each registry entry (ECE also as its reference variant),
-    with schedules set past the warm-up so every component is active."""
+    """torch CE as the yardstick, then each registry entry (ECE also as its reference variant, PU at sparsity
+    0.3 with both surrogates), with schedules set past the warm-up so every component is active."""
     candidates: dict[str, Callable] = {"torch.cross_entropy": F.cross_entropy}
+    special = {"ece": {"ece": {}, "ece (reference)": {"variant": "reference"}},
+               "pu": {"pu (sparsity 0.3, log)": {"sparsity": 0.3},
+                      "pu (sparsity 0.3, sigmoid)": {"sparsity": 0.3, "surrogate": "sigmoid"}}}
     for name in sorted(LOSSES):
-        variants = {name: {}} if name != "ece" else {"ece": {}, "ece (reference)": {"variant": "reference"}}
+        variants = special.get(name, {name: {}})
         for label, kwargs in variants.items():
             loss = build_loss(name, **kwargs)
             if hasattr(loss, "set_progress"):

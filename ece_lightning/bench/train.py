@@ -20,6 +20,9 @@ BARE = "bare PyTorch loop"
 RESIDENT = "bare loop, resident batch"
 LIGHTNING = "Lightning (ece-train step)"
 DYNAMICS = "Lightning + LossDynamics"
+TEACHER = "Lightning + EMA teacher (self-training)"
+#: the teacher of the TEACHER variant: pseudo-labels from the first step, so every timed step pays for them
+BENCH_TEACHER = {"momentum": 0.99, "threshold": 0.9, "start": 0.0}
 
 
 @dataclass
@@ -82,14 +85,15 @@ def _use_cudnn_autotuner(device: str) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _module_and_data(setup: TrainBenchSetup):
+def _module_and_data(setup: TrainBenchSetup, teacher: dict | None = None):
     from ..data.datamodule import InstanceDataModule
     from ..modules import SegmentationModule
 
     pl.seed_everything(0, verbose=False)
     module = SegmentationModule(model={"name": "unet", "base_channels": setup.base_channels, "depth": setup.depth},
                                 loss={"name": setup.loss}, optimizer={"lr": 1e-3},
-                                speed={"channels_last": setup.channels_last, "compile": setup.compile})
+                                speed={"channels_last": setup.channels_last, "compile": setup.compile},
+                                teacher=teacher)
     augment = None
     if setup.augment == "paper":
         from omegaconf import OmegaConf
@@ -166,15 +170,15 @@ class _StepClock(pl.Callback):
         self.ended = time.perf_counter()
 
 
-def lightning_step_s(setup: TrainBenchSetup, loss_dynamics: bool = False) -> float:
+def lightning_step_s(setup: TrainBenchSetup, loss_dynamics: bool = False, teacher: dict | None = None) -> float:
     """Seconds per step of ``Trainer.fit`` on the same module and data as ``ece-train`` sets it up (CSV
     logger every 5 steps, ECE annealing; no checkpoint or validation inside the timed steps), optionally
-    with the LossDynamics callback writing its table."""
+    with the LossDynamics callback writing its table, or with an EMA teacher (``task.teacher``)."""
     import tempfile
 
     from ..callbacks import LossDynamics, LossSchedules
 
-    module, datamodule = _module_and_data(setup)
+    module, datamodule = _module_and_data(setup, teacher)
     clock = _StepClock(setup.warmup, setup.device)
     with tempfile.TemporaryDirectory() as folder:
         callbacks = [LossSchedules(), clock] + ([LossDynamics(path=f"{folder}/dynamics.csv")] if loss_dynamics else [])
@@ -190,7 +194,8 @@ def lightning_step_s(setup: TrainBenchSetup, loss_dynamics: bool = False) -> flo
 
 
 VARIANTS = {RESIDENT: resident_loop_step_s, BARE: bare_loop_step_s, LIGHTNING: lightning_step_s,
-            DYNAMICS: lambda setup: lightning_step_s(setup, loss_dynamics=True)}
+            DYNAMICS: lambda setup: lightning_step_s(setup, loss_dynamics=True),
+            TEACHER: lambda setup: lightning_step_s(setup, teacher=BENCH_TEACHER)}
 
 
 def bench_train(setup: TrainBenchSetup, repeats: int = 3) -> list[TrainBenchRow]:

@@ -58,7 +58,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..bench.train import BARE, DYNAMICS, LIGHTNING, RESIDENT, TrainBenchSetup, bench_train
+    from ..bench.train import BARE, DYNAMICS, LIGHTNING, RESIDENT, TEACHER, TrainBenchSetup, bench_train
 
     try:
         setup = TrainBenchSetup(size=args.size, batch_size=args.batch_size, base_channels=args.width,
@@ -74,6 +74,8 @@ def _train(args: argparse.Namespace) -> int:
     for row in rows.values():
         print(f"| {row.name} | {row.step_ms:.1f} | {row.images_per_s:.1f} | {row.ratio_to_bare:.3f} |")
     print(f"LossDynamics overhead: {rows[DYNAMICS].step_ms / rows[LIGHTNING].step_ms:.3f}x the Lightning step")
+    print(f"Self-training (EMA teacher forward + update, pseudo-labels every step): "
+          f"{rows[TEACHER].step_ms / rows[LIGHTNING].step_ms:.3f}x the Lightning step")
     print(f"End to end: the Lightning step runs at {rows[RESIDENT].step_ms / rows[LIGHTNING].step_ms:.1%} of the "
           f"resident-batch ceiling ({rows[RESIDENT].step_ms / rows[BARE].step_ms:.1%} for the bare loop with loading)")
     where = torch.cuda.get_device_name() if setup.device == "cuda" else "CPU"

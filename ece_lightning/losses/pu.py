@@ -18,7 +18,8 @@ risk alone (``gamma=0``: the negative risk is clamped at 0 and the step descends
 unbiased. ``surrogate="log"`` uses cross-entropy's (l+ = -log p_obj, l- = -log p_bg); it is unbounded, so a
 few confidently found annotated objects (large mean_A(l-)) can drive the negative risk below zero on their own.
 ``surrogate="sigmoid"`` uses Kiryo et al.'s bounded sigmoid loss (l+ = p_bg, l- = p_obj) for those terms;
-the annotated objects' own term stays cross-entropy either way.
+the annotated objects' own term stays cross-entropy either way. With ``prior="auto"`` at sparsity 1 nothing is
+unlabeled and the loss is plain cross-entropy whatever the surrogate.
 
 **The prior.** ``prior="auto"`` derives pi_u from ``sparsity`` (the share of objects annotated) and the
 annotated share pi_a = |A|/n of the batch: the batch holds about pi_a / sparsity objects in all, so
@@ -87,7 +88,40 @@ class PositiveUnlabeledRisk(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
-        if is_binary(logits, target):
+        binary = is_binary(logits, target)
+        if self.reduction != "none" and (binary or logits.shape[1] == 2):
+            return self._fused(logits, target, binary)
+        return self._elementwise(logits, target, binary)
+
+    def _log_surrogate(self) -> bool:
+        return self.surrogate == "log" or (self.prior == "auto" and self.sparsity == 1.0)
+
+    def _hidden(self, annotated: torch.Tensor) -> torch.Tensor:
+        """pi_u |U| / |A|: the hidden objects each annotated element stands for (0 without annotations)."""
+        n = float(annotated.numel())
+        n_annotated = annotated.sum().float()
+        prior = self.unlabeled_prior(n_annotated / n)
+        return torch.where(n_annotated > 0, prior * (n - n_annotated) / n_annotated.clamp_min(1.0), 0.0)
+
+    def _fused(self, logits: torch.Tensor, target: torch.Tensor, binary: bool) -> torch.Tensor:
+        """Two classes or binary logits: everything follows from the object-vs-background margin z, in two
+        passes forward and one backward (``_PositiveUnlabeledMargin``)."""
+        if binary:
+            margin = logits.reshape(target.shape)
+            soft_target = target.float()
+            annotated = soft_target > 0
+        else:
+            margin = logits[:, 1] - logits[:, 0]
+            annotated = target > 0
+            soft_target = annotated.float()
+        with torch.no_grad():
+            hidden = float(self._hidden(annotated))
+        total = _PositiveUnlabeledMargin.apply(logits, margin, soft_target, annotated, hidden, self._log_surrogate(),
+                                               self.beta, self.gamma)
+        return total / margin.numel() if self.reduction == "mean" else total
+
+    def _elementwise(self, logits: torch.Tensor, target: torch.Tensor, binary: bool) -> torch.Tensor:
+        if binary:
             logits = logits.reshape(target.shape)
             annotated = target > 0
             log_obj, log_bg = F.logsigmoid(logits), F.logsigmoid(-logits)
@@ -99,18 +133,14 @@ class PositiveUnlabeledRisk(nn.Module):
             log_bg = log_probs[:, 0]
             log_obj = torch.logsumexp(log_probs[:, 1:], dim=1)
             labelled_ce = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
-        if self.surrogate == "log":
+        if self._log_surrogate():
             positive_loss, negative_loss = -log_obj, -log_bg
         else:
             positive_loss, negative_loss = log_bg.exp(), log_obj.exp()
         mask = annotated.float()
         n = float(mask.numel())
-        n_annotated = mask.sum()
-        n_unlabeled = n - n_annotated
         with torch.no_grad():
-            prior = self.unlabeled_prior(n_annotated / n)
-            # Each annotated element stands for pi_u |U| / |A| hidden objects among the unlabeled ones.
-            hidden = torch.where(n_annotated > 0, prior * n_unlabeled / n_annotated.clamp_min(1.0), 0.0)
+            hidden = self._hidden(annotated)  # each annotated element stands for this many hidden objects
         # The negative risk, per element: unlabeled elements as background minus the hidden objects' share.
         negative_terms = (1.0 - mask) * negative_loss - mask * hidden * negative_loss
         positive_terms = mask * (labelled_ce + hidden * positive_loss)
@@ -123,3 +153,65 @@ class PositiveUnlabeledRisk(nn.Module):
         if self.reduction == "sum":
             return per_element.sum()
         return per_element.mean()
+
+
+class _PositiveUnlabeledMargin(torch.autograd.Function):
+    """The summed PU risk of binary or two-class logits from the margin z (object minus background logit),
+    soft targets y on the annotated mask a and the hidden-object weight h, with the backward written out.
+
+    With the log surrogate the hidden objects' positive and negative terms of an annotated element add up to
+    -h z, so the uncorrected risk is sum(softplus(z) - a (y + h) z): cross-entropy against the target
+    a (y + h). The negative risk is sum(l-(z) (1 - a (1 + h))), l- = softplus(z) (log) or sigmoid(z)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, margin: torch.Tensor, soft_target: torch.Tensor, annotated: torch.Tensor,
+                hidden: float, log_surrogate: bool, beta: float, gamma: float) -> torch.Tensor:
+        mask = annotated.to(margin.dtype)
+        softplus = F.softplus(margin)
+        negative_weight = mask.mul(-(1.0 + hidden)).add_(1.0)  # 1 on unlabeled elements, -h on annotated ones
+        sigmoid = None if log_surrogate else torch.sigmoid(margin)
+        negative = softplus if log_surrogate else sigmoid
+        negative_risk = torch.dot(negative.reshape(-1), negative_weight.reshape(-1))
+        correct = bool(negative_risk < -beta * margin.numel())
+        if correct and gamma > 0:
+            total = -gamma * negative_risk
+        else:
+            # annotated elements: CE on y, plus the hidden objects' positive terms (minus their negative ones)
+            labelled = softplus.addcmul(soft_target, margin, value=-1.0)
+            if log_surrogate:
+                hidden_terms = margin.mul(-hidden) if not correct else softplus.sub(margin).mul_(hidden)
+            else:
+                hidden_terms = (sigmoid.mul(-2.0).add_(1.0) if not correct else sigmoid.neg().add_(1.0)).mul_(hidden)
+            total = torch.dot(labelled.add_(hidden_terms).reshape(-1), mask.reshape(-1))
+            if not correct:
+                total = total + torch.dot(negative.reshape(-1), (1.0 - mask).reshape(-1))
+        ctx.save_for_backward(margin, soft_target, mask)
+        ctx.settings = (hidden, log_surrogate, correct, gamma)
+        ctx.logits_shape = logits.shape
+        ctx.two_class = logits.shape != margin.shape and logits.dim() == margin.dim() + 1 and logits.shape[1] == 2
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        margin, soft_target, mask = ctx.saved_tensors
+        hidden, log_surrogate, correct, gamma = ctx.settings
+        sigmoid = torch.sigmoid(margin)
+        slope = None if log_surrogate else sigmoid * (1.0 - sigmoid)  # d sigmoid / dz
+        if correct and gamma > 0:  # -gamma d(negative risk)
+            grad = (sigmoid if log_surrogate else slope).mul(mask.mul(-(1.0 + hidden)).add_(1.0)).mul_(-gamma)
+        else:
+            labelled = sigmoid - soft_target
+            if log_surrogate:  # d/dz of -h z, or of h softplus(-z) when clamped
+                hidden_grad = torch.full_like(margin, -hidden) if not correct else (sigmoid - 1.0).mul_(hidden)
+            else:  # of h (1 - 2 sigmoid), or of h (1 - sigmoid) when clamped
+                hidden_grad = slope.mul(-2.0 * hidden if not correct else -hidden)
+            grad = labelled.add_(hidden_grad).mul_(mask)
+            if not correct:
+                grad.add_((sigmoid if log_surrogate else slope).mul(1.0 - mask))
+        if ctx.two_class:
+            grad_logits = torch.empty(ctx.logits_shape, dtype=grad.dtype, device=grad.device)
+            torch.mul(grad, grad_output, out=grad_logits[:, 1])
+            torch.mul(grad, -grad_output, out=grad_logits[:, 0])
+        else:
+            grad_logits = grad.mul_(grad_output).reshape(ctx.logits_shape)
+        return grad_logits, None, None, None, None, None, None, None

@@ -10,7 +10,8 @@ def test_loss_benchmark_prints_a_ratio_for_every_registry_loss(capsys):
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| cpu |")]
     names = {row.split("|")[3].strip() for row in rows}
-    assert {"torch.cross_entropy", "ece (reference)", *LOSSES} <= names
+    assert {"torch.cross_entropy", "ece (reference)", "pu (sparsity 0.3, log)", "pu (sparsity 0.3, sigmoid)",
+            *(set(LOSSES) - {"pu"})} <= names
     for row in rows:
         assert float(row.split("|")[5]) > 0
 
@@ -35,13 +36,14 @@ def test_train_benchmark_compares_lightning_and_loss_dynamics_with_a_bare_loop(c
     out = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line.split("|") for line in out.splitlines() if line.startswith("| ")}
     assert {"bare loop, resident batch", "bare PyTorch loop", "Lightning (ece-train step)",
-            "Lightning + LossDynamics"} <= set(rows)
+            "Lightning + LossDynamics", "Lightning + EMA teacher (self-training)"} <= set(rows)
     assert float(rows["bare PyTorch loop"][4]) == 1.0
     for name, row in rows.items():
         if name != "variant":
             step_ms, images_per_s = float(row[2]), float(row[3])
             assert step_ms > 0 and images_per_s == pytest.approx(2 / (step_ms / 1e3), rel=0.02)
     assert "LossDynamics overhead:" in out and "of the resident-batch ceiling" in out
+    assert "Self-training (EMA teacher forward + update, pseudo-labels every step):" in out
     assert ("2 loader processes" in out) == bool(options) and ("augment paper" in out) == bool(options)
 
 

@@ -12,7 +12,9 @@ LOG2 = math.log(2.0)
 def test_every_element_annotated_or_full_sparsity_is_cross_entropy():
     logits = torch.randn(2, 2, 6, 6)
     target = torch.randint(0, 2, (2, 6, 6))
-    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=1.0)(logits, target), F.cross_entropy(logits, target))
+    for surrogate in ("log", "sigmoid"):
+        torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=1.0, surrogate=surrogate)(logits, target),
+                                   F.cross_entropy(logits, target))
     everything = torch.ones(2, 6, 6, dtype=torch.long)
     torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3)(logits, everything),
                                F.cross_entropy(logits, everything))
@@ -136,3 +138,32 @@ def test_sigmoid_surrogate_is_bounded():
     # A huge object logit on an unlabeled element costs at most 1 there, not its logit.
     big = loss(torch.tensor([0.0, 1e4, 0.0, 0.0]), torch.tensor([1.0, 0.0, 0.0, 0.0]))
     torch.testing.assert_close(big, torch.tensor((LOG2 + 0.5 + (1.0 + 0.5 + 0.5 - 0.5)) / 4))
+
+
+@pytest.mark.parametrize("surrogate", ["log", "sigmoid"])
+@pytest.mark.parametrize("gamma", [1.0, 0.0, 0.5])
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("overfit", [False, True])
+def test_the_fused_two_class_path_equals_the_elementwise_terms(surrogate, gamma, binary, overfit):
+    generator = torch.Generator().manual_seed(0)
+    target = (torch.rand(2, 8, 8, generator=generator) < 0.2).long()
+    margin = torch.randn(2, 8, 8, generator=generator)
+    if overfit:  # annotated objects sure, every unlabeled element sure background: the negative risk is < 0
+        margin = margin * 0.5 + torch.where(target > 0, 5.0, -6.0)
+        criterion = PositiveUnlabeledRisk(sparsity=0.3, surrogate=surrogate)
+        hidden = criterion._hidden(target > 0)
+        negative = F.softplus(margin) if surrogate == "log" else torch.sigmoid(margin)
+        assert (negative * (1 - (target > 0).float() * (1 + hidden))).sum() < 0
+    logits = margin.clone() if binary else torch.stack([torch.zeros_like(margin), margin], dim=1)
+    if binary:
+        target = target.float()
+    values, grads = [], []
+    for reduction in ("mean", "none"):
+        x = logits.clone().requires_grad_()
+        loss = PositiveUnlabeledRisk(sparsity=0.3, surrogate=surrogate, gamma=gamma, reduction=reduction)(x, target)
+        loss = loss.mean()
+        loss.backward()
+        values.append(loss.detach())
+        grads.append(x.grad)
+    torch.testing.assert_close(values[0], values[1])
+    torch.testing.assert_close(grads[0], grads[1])
