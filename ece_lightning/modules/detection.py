@@ -69,6 +69,13 @@ class DetectionModule(TaskModule):
         self.exhaustive_test = bool(exhaustive_test)
         self.init_metrics()
 
+    def override_postprocess(self, options: dict[str, Any], prefix: str = "postprocess") -> None:
+        """Post-process with ``options`` over the trained ones (``ece-eval postprocess.<key>=...``); checked."""
+        options = {**self.postprocess_cfg, **options}
+        check_arguments(check_detection_options, options, prefix=prefix)
+        with config_key(prefix):
+            self.postprocess_cfg = check_detection_options(**options)
+
     def make_metrics(self, prefix: str) -> MetricCollection:
         metrics = {"boxes": BoxF1(self.metrics_cfg["iou_threshold"])}
         if self.metrics_cfg["point_radius"]:

@@ -56,6 +56,10 @@ class SegmentationModule(TaskModule):
             self.postprocess_cfg = check_postprocess(dict(postprocess or {}), prefix="task.postprocess")
         self.init_metrics()
 
+    def override_postprocess(self, options: dict[str, Any], prefix: str = "postprocess") -> None:
+        """Post-process with ``options`` over the trained ones (``ece-eval postprocess.<key>=...``); checked."""
+        self.postprocess_cfg = check_postprocess({**self.postprocess_cfg, **options}, prefix=prefix)
+
     @staticmethod
     def make_metrics(prefix: str) -> MetricCollection:
         return MetricCollection({"dice": DiceScore(), "aji": AggregatedJaccardIndex(), "fg_ratio": ForegroundRatio()},

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from ..errors import ConfigError
+from ..errors import ConfigError, config_key
 from ..metrics import WeightedMean
 
 SPLITS = ("test", "val", "train", "all")
@@ -128,6 +128,9 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
 
     checkpoint = Path(str(cfg.checkpoint))
     module = load_checkpoint_module(checkpoint)
+    if cfg.get("postprocess"):
+        with config_key("postprocess"):
+            module.override_postprocess(plain(cfg.postprocess))
     run_dir = run_dir_of(checkpoint)
     run_cfg = load_run_config(run_dir) if run_dir is not None else None
     if cfg.get("dataset") is not None:
@@ -157,7 +160,8 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
         "loss": trained.get("loss"), "sparsity": trained.get("sparsity"), "seed": trained.get("seed"),
         "trained_on": trained.get("trained_on"), "checkpoint": str(checkpoint.resolve()), "evaluated_sparsity": float(cfg.sparsity),
         "images": int(len(evaluation.per_image)), "tiles": int(len(dataset)),
-        "exhaustive_test": bool(dataset_cfg.get("exhaustive_test", True)), **evaluation.metrics,
+        "exhaustive_test": bool(dataset_cfg.get("exhaustive_test", True)), "postprocess": dict(module.postprocess_cfg),
+        **evaluation.metrics,
     }
     atomic_write_json(output / "metrics.json", metrics)
     atomic_write_text(output / "per_image.csv", evaluation.per_image.to_csv(index=False))

@@ -74,6 +74,15 @@ def test_other_splits_and_every_split(segmentation_run, tmp_path):
     assert 0 < val["test/dice"] <= 1 and 0 < everything["test/dice"] <= 1
 
 
+def test_post_processing_can_be_changed_at_evaluation(segmentation_run, tmp_path):
+    trained, _, _ = _evaluate(segmentation_run, tmp_path / "trained", "pictures=0")
+    merged, _, _ = _evaluate(segmentation_run, tmp_path / "merged", "pictures=0", "+postprocess.method=components",
+                             "+postprocess.min_size=1000")
+    assert trained["postprocess"]["min_size"] != 1000 and merged["postprocess"]["min_size"] == 1000
+    assert merged["test/dice"] == trained["test/dice"]  # the foreground is the network's, only instances change
+    assert merged["test/aji"] < trained["test/aji"]  # no synthetic nucleus has 1000 pixels: every object dropped
+
+
 def test_another_dataset_than_the_training_one(segmentation_run, tmp_path):
     """A synthetic-trained model evaluated on a dataset in a native format (CPM-15's layout, fixture files)."""
     raw = native.write_cpm15_miccai(tmp_path / "raw", count=8)
@@ -99,6 +108,8 @@ def test_on_the_real_cpm15_test_split(segmentation_run, tmp_path):
     (["dataset=cpm15", "dataset.root={nowhere}"], "dataset folder not found"),
     (["dataset=crchisto", "dataset.root={points}"], "cannot train or evaluate segmentation"),
     (["batch_size=0"], "batch_size=0 must be an integer >= 1"),
+    (["+postprocess.min_distance=-1"], "postprocess.min_distance=-1 must be an integer >= 0"),
+    (["+postprocess.markers=3"], "postprocess.markers"),
 ])
 def test_bad_input_is_named_and_nothing_is_written(segmentation_run, tmp_path, args, message):
     not_a_checkpoint = tmp_path / "notes.ckpt"

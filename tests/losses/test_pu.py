@@ -10,16 +10,22 @@ LOG2 = math.log(2.0)
 
 
 def test_every_element_annotated_or_full_sparsity_is_cross_entropy():
-    logits = torch.randn(2, 2, 6, 6)
+    logits = torch.randn(2, 2, 6, 6, requires_grad=True)
     target = torch.randint(0, 2, (2, 6, 6))
+    # At sparsity 1 it is torch's cross-entropy itself: the same bits, value and gradient, as loss=ce.
+    value = PositiveUnlabeledRisk(sparsity=1.0)(logits, target)
+    (gradient,) = torch.autograd.grad(value, logits)
+    reference = F.cross_entropy(logits, target)
+    assert torch.equal(value, reference) and torch.equal(gradient, torch.autograd.grad(reference, logits)[0])
+    logits = logits.detach()
     for surrogate in ("log", "sigmoid"):
         torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=1.0, surrogate=surrogate)(logits, target),
                                    F.cross_entropy(logits, target))
     everything = torch.ones(2, 6, 6, dtype=torch.long)
-    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3)(logits, everything),
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3, surrogate="log")(logits, everything),
                                F.cross_entropy(logits, everything))
     # A fixed prior of 0 (no hidden objects) is cross-entropy at any sparsity.
-    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3, prior=0.0)(logits, target),
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3, prior=0.0, surrogate="log")(logits, target),
                                F.cross_entropy(logits, target))
     binary, soft = torch.randn(3, 5), torch.randint(0, 2, (3, 5)).float()
     torch.testing.assert_close(PositiveUnlabeledRisk()(binary, soft), F.binary_cross_entropy_with_logits(binary, soft))
@@ -30,7 +36,7 @@ def test_hand_computed_risk():
     # annotated element stands for pi_u |U| / |A| = 1 hidden object.
     # Logits 0 everywhere: every l+ and l- is log 2, so
     # R = (1/4) [log2 + 1 * log2] + (1/4) [3 log2 - 1 * log2] = log 2.
-    loss = PositiveUnlabeledRisk(sparsity=0.5)
+    loss = PositiveUnlabeledRisk(sparsity=0.5, surrogate="log")
     logits, target = torch.zeros(4), torch.tensor([1.0, 0.0, 0.0, 0.0])
     torch.testing.assert_close(loss(logits, target), torch.tensor(LOG2))
     # One unlabeled element confident it is an object (logit 3) lowers the negative risk, not the positive one:
@@ -39,14 +45,14 @@ def test_hand_computed_risk():
     expected = (2 * LOG2 + (F.softplus(torch.tensor(3.0)).item() + 2 * LOG2 - LOG2)) / 4
     torch.testing.assert_close(loss(logits, target), torch.tensor(expected))
     # The per-element contributions average to the loss.
-    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.5, reduction="none")(logits, target).mean(),
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.5, surrogate="log", reduction="none")(logits, target).mean(),
                                torch.tensor(expected))
 
 
 def test_negative_risk_below_zero_takes_the_correction_step():
     # The unlabeled elements are all confidently background, the annotated one looks like background too:
     # mean_U(l-) is tiny and pi_u mean_A(l-) large, so the negative risk is negative.
-    loss = PositiveUnlabeledRisk(sparsity=0.5)
+    loss = PositiveUnlabeledRisk(sparsity=0.5, surrogate="log")
     logits = torch.tensor([-4.0, -8.0, -8.0, -8.0], requires_grad=True)
     target = torch.tensor([1.0, 0.0, 0.0, 0.0])
     value = loss(logits, target)
@@ -59,7 +65,7 @@ def test_negative_risk_below_zero_takes_the_correction_step():
 def test_correction_gradient_is_minus_gamma_times_the_negative_risk_gradient():
     logits = torch.tensor([-4.0, -8.0, -8.0, -8.0], requires_grad=True)
     target = torch.tensor([1.0, 0.0, 0.0, 0.0])
-    PositiveUnlabeledRisk(sparsity=0.5, gamma=0.5)(logits, target).backward()
+    PositiveUnlabeledRisk(sparsity=0.5, surrogate="log", gamma=0.5)(logits, target).backward()
     reference = logits.detach().clone().requires_grad_()
     negative_risk = (F.softplus(reference[1:]).sum() - F.softplus(reference[0])) / 4
     (-0.5 * negative_risk).backward()
@@ -72,10 +78,10 @@ def test_unlabeled_objects_cost_less_than_under_cross_entropy():
     logits[0, 1, 0, 0], logits[0, 1, 3, 3] = 5.0, 5.0  # one annotated object pixel, one unannotated
     target = torch.zeros(1, 4, 4, dtype=torch.long)
     target[0, 0, 0] = 1
-    pu = PositiveUnlabeledRisk(sparsity=0.3, reduction="none")(logits, target)
+    pu = PositiveUnlabeledRisk(sparsity=0.3, surrogate="log", reduction="none")(logits, target)
     ce = F.cross_entropy(logits, target, reduction="none")
     assert pu[0, 3, 3] == ce[0, 3, 3]  # its own term is a negative term ...
-    assert PositiveUnlabeledRisk(sparsity=0.3)(logits, target) < ce.mean()  # ... offset by the hidden objects'
+    assert PositiveUnlabeledRisk(sparsity=0.3, surrogate="log")(logits, target) < ce.mean()  # ... offset by the hidden objects'
 
 
 def test_prior_auto_fixed_and_scaled():
@@ -90,7 +96,8 @@ def test_prior_auto_fixed_and_scaled():
 
 def test_a_batch_without_annotations_is_all_negatives():
     logits, target = torch.randn(2, 2, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)
-    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3)(logits, target), F.cross_entropy(logits, target))
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.3, surrogate="log")(logits, target),
+                               F.cross_entropy(logits, target))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -122,7 +129,7 @@ def test_arguments_are_checked_and_named():
 def test_gamma_zero_clamps_the_negative_risk():
     logits = torch.tensor([-4.0, -8.0, -8.0, -8.0], requires_grad=True)
     target = torch.tensor([1.0, 0.0, 0.0, 0.0])
-    value = PositiveUnlabeledRisk(sparsity=0.5, gamma=0.0)(logits, target)
+    value = PositiveUnlabeledRisk(sparsity=0.5, surrogate="log", gamma=0.0)(logits, target)
     # positive risk only: the annotated element's CE plus its one hidden object, both softplus(4)
     torch.testing.assert_close(value, 2 * F.softplus(torch.tensor(4.0)) / 4)
     value.backward()
