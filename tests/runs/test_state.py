@@ -1,0 +1,23 @@
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from ece_lightning.config import CONFIG_DIR
+from ece_lightning.runs.state import config_fingerprint
+
+
+def _config(*overrides):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=["experiment=cpm15_benchmark", *overrides])
+
+
+def test_a_key_added_switched_off_leaves_the_fingerprint_of_earlier_runs():
+    """Runs finished before ``task.teacher`` existed still count as finished (a re-run sweep skips them)."""
+    cfg = _config()
+    assert cfg.task.teacher is None
+    before_the_key = cfg.copy()
+    with open_dict(before_the_key):
+        del before_the_key.task["teacher"]
+    assert config_fingerprint(cfg) == config_fingerprint(before_the_key)
+    assert config_fingerprint(cfg, "v2") == config_fingerprint(before_the_key, "v2")
+    with_teacher = _config("task.teacher={momentum: 0.99, threshold: 0.9, start: 0.3}")
+    assert config_fingerprint(with_teacher) != config_fingerprint(cfg)
