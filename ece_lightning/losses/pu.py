@@ -36,7 +36,7 @@ from torch import nn
 
 from .ce import check_reduction, is_binary
 
-SURROGATES = ("log", "sigmoid")
+SURROGATES = ("sigmoid", "log")
 
 
 class PositiveUnlabeledRisk(nn.Module):

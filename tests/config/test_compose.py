@@ -141,8 +141,12 @@ def test_unknown_format_and_split_method_are_named():
     (["task=detection", "model=yollo", "task.postprocess.max_detections=-1"], "max_detections=-1 must be an integer"),
     (["task=detection", "model=yollo", "+task.postprocess.nms=0.3"], "unknown key\\(s\\) task.postprocess.nms; valid"),
     (["task=detection", "model=yollo", "+task.metrics.iou=0.3"], "unknown key\\(s\\) task.metrics.iou; valid"),
+    (["loss=pu", "loss.surrogate=hinge"], "surrogate='hinge' is not one of sigmoid, log"),
+    (["loss=pu", "loss.prior=1.5"], "prior=1.5 must be 'auto' or the object share"),
+    (["task.teacher={momentum: 1.5}"], "task.teacher.momentum=1.5 must be in \\[0, 1\\)"),
+    (["task.teacher={ema: 0.9}"], "task.teacher has unknown key\\(s\\) ema"),
 ])
-def test_detection_config_problems_are_named(overrides, message):
+def test_task_and_loss_config_problems_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate_config(_compose(*overrides))
 
@@ -246,3 +250,13 @@ def test_sparsity_curve_sweeps_ten_levels_and_three_seeds():
     cfg = _sweep("sparsity_curve")
     assert cfg.dataset.name == "cpm15" and _jobs(cfg.hydra.sweeper.params) == 60
     assert cfg.hydra.sweeper.params.seed == "0,1,2"
+
+
+def test_the_recommended_sparse_label_loss_composes_and_follows_sparsity():
+    cfg = _compose("loss=pu", "sparsity=0.3")
+    assert cfg.loss.name == "pu" and cfg.loss.sparsity == 0.3 and cfg.loss.surrogate == "sigmoid"
+    own_data = _compose("loss=pu", "sparsity=1.0", "loss.sparsity=0.25")  # sparse as it comes: keep every label
+    assert own_data.sparsity == 1.0 and own_data.loss.sparsity == 0.25
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        demo = compose(config_name="train", overrides=["experiment=demo"], return_hydra_config=True).hydra
+    assert "pu" in demo.sweeper.params.loss.split(",")
