@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = candidate_grid()
     val, test, trained = {}, {}, {}
     for run in runs:
-        name = str(run["run_dir"])
+        run["name"] = name = f"{run['run_dir'].parent.name}/{run['run_dir'].name}"
         module, val[name] = split_samples(run["run_dir"], "val")
         _, test[name] = split_samples(run["run_dir"], "test")
         trained[name] = dict(module.postprocess_cfg)
@@ -66,19 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         group = [run for run in runs if (run["loss"], float(run["sparsity"])) == (loss, sparsity)]
         if not group:
             continue
-        own = [score_settings({str(r["run_dir"]): test[str(r["run_dir"])]}, [trained[str(r["run_dir"])]])["aji"][0]
-               for r in group]
-        tuned = [score_settings({str(r["run_dir"]): test[str(r["run_dir"])]}, [chosen])["aji"][0] for r in group]
-        val_own = [score_settings({str(r["run_dir"]): val[str(r["run_dir"])]}, [trained[str(r["run_dir"])]])["aji"][0]
-                   for r in group]
-        val_tuned = scores[(scores["run"].isin([str(r["run_dir"]) for r in group]))
+        own = [score_settings({r["name"]: test[r["name"]]}, [trained[r["name"]]])["aji"][0] for r in group]
+        tuned = [score_settings({r["name"]: test[r["name"]]}, [chosen])["aji"][0] for r in group]
+        val_own = [score_settings({r["name"]: val[r["name"]]}, [trained[r["name"]]])["aji"][0] for r in group]
+        val_tuned = scores[(scores["run"].isin([r["name"] for r in group]))
                            & (scores[keys] == pd.Series(chosen)).all(axis=1)]["aji"].tolist()
         rows.append({"loss @ annotated": f"{loss} @ {sparsity:.0%}", "seeds": len(group),
                      "val AJI, trained setting": values_cell(val_own), "val AJI, chosen": values_cell(val_tuned),
                      "test AJI, trained setting": values_cell(own), "test AJI, chosen": values_cell(tuned)})
     chosen_text = ", ".join(f"{key}={value}" for key, value in chosen.items())
     text = (f"# Post-processing chosen on validation AJI\n\nChosen (best mean validation AJI over the {len(runs)} runs): "
-            f"**{chosen_text}**; trained setting: {trained[str(runs[0]['run_dir'])]}.\n\n"
+            f"**{chosen_text}**; trained setting: {trained[runs[0]['name']]}.\n\n"
             f"{markdown(list(rows[0]), [list(row.values()) for row in rows])}\n\n"
             "Every setting, validation AJI mean and std over the runs (best first):\n\n"
             f"{markdown(list(by_setting.columns), by_setting.head(12).itertuples(index=False))}\n")

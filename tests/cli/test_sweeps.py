@@ -113,16 +113,19 @@ def test_slurm_job_script_asks_for_the_configured_gpus_and_tasks(tmp_path):
 
 
 @pytest.mark.slow  # two DDP processes train twice (about a minute on 2 cores): make test-full
-def test_two_process_ddp_matches_one_process(tmp_path):
+@pytest.mark.parametrize("teacher", [[], ["task.teacher={momentum: 0.9, threshold: 0.6, start: 0.0}"]],
+                         ids=["plain", "ema-teacher"])
+def test_two_process_ddp_matches_one_process(tmp_path, teacher):
     """trainer=ddp_sim (2 CPU processes, ddp_spawn, synchronised batch norm, global batch split) against one
     process on the same batches in the same order: same losses and metrics up to floating-point order. The
     3 validation and 5 test images do not split evenly over 2 processes: each is still evaluated once
     (data.samplers.EvaluationShard; Lightning's padding repeated one, val Dice 0.207 instead of 0.227) and the
     loss is averaged over images, not over the processes' integer-rounded batch counts (metrics.WeightedMean;
-    Lightning's mean gave val/loss 0.187 instead of 0.125)."""
+    Lightning's mean gave val/loss 0.187 instead of 0.125). With an EMA teacher every rank averages the same
+    synchronised weights, so its pseudo-labels, and the results, are those of one process too."""
     common = [*TINY, "trainer.max_epochs=2", "dataset.num_train=8", "dataset.num_val=3", "dataset.num_test=5",
               "dataset.batch_size=4", "augment=none", "dataset.shuffle=false", "logger=none", "loss=ece",
-              "optimizer.lr=1e-2"]
+              "optimizer.lr=1e-2", *teacher]
     results = {}
     for trainer in ("cpu", "ddp_sim"):
         result = run_cli("ece-train", *common, f"trainer={trainer}", f"hydra.run.dir={tmp_path / trainer}")
@@ -137,6 +140,8 @@ def test_two_process_ddp_matches_one_process(tmp_path):
         assert two[key] == pytest.approx(one[key], abs=0.01), key
     for key in ("val/fg_ratio", "test/fg_ratio"):  # pixel counts over the whole split: a repeat shows
         assert two[key] == pytest.approx(one[key], rel=1e-3), key
+    if teacher:
+        assert two["train/pseudo_share"] == pytest.approx(one["train/pseudo_share"], abs=0.01)
 
 
 def test_ddp_spawn_with_the_csv_logger_is_refused_with_the_fix(tmp_path):
