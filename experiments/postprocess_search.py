@@ -3,7 +3,7 @@ the AJI on the exhaustively annotated validation images of the chosen runs; the 
 applied to their test images (reported, never used to choose), beside the trained setting.
 
     python experiments/postprocess_search.py outputs/cpm15_benchmark --runs ce:1.0 ece:0.3 pu:0.3 \
-        --out experiments/results/cpm15_postprocess.md
+        --out experiments/results/sparse_methods/cpm15_postprocess.md
 
 One setting per dataset for every loss, so the rows stay comparable. Validation labels are taken exhaustive
 (sparsity 1.0): a user with sparse validation labels would choose on them instead (AJI against sparse labels

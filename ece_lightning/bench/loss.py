@@ -27,7 +27,7 @@ def _candidates() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tens
     0.3 with both surrogates), with schedules set past the warm-up so every component is active."""
     candidates: dict[str, Callable] = {"torch.cross_entropy": F.cross_entropy}
     special = {"ece": {"ece": {}, "ece (reference)": {"variant": "reference"}},
-               "pu": {"pu (sparsity 0.3, log)": {"sparsity": 0.3},
+               "pu": {"pu (sparsity 0.3, log)": {"sparsity": 0.3, "surrogate": "log"},
                       "pu (sparsity 0.3, sigmoid)": {"sparsity": 0.3, "surrogate": "sigmoid"}}}
     for name in sorted(LOSSES):
         variants = special.get(name, {name: {}})

@@ -12,7 +12,12 @@ object (-log p_obj) and l- of calling it background (-log p_bg). The risk over a
 It assumes the annotated objects are a random sample of all objects (whole objects dropped at random, as
 ``sparsity`` does), so mean_A estimates the hidden objects' terms. When the negative risk estimate falls below
 zero (over-fitting the unlabeled set), the step follows Kiryo et al.: it descends ``-gamma`` times the negative
-risk alone (``gamma=0``: the negative risk is clamped at 0 and the step descends the positive risk alone). With every element annotated, or pi_u = 0, R is plain cross-entropy.
+risk alone (``gamma=0``: the negative risk is clamped at 0 and the step descends the positive risk alone). With
+every element annotated, R is plain cross-entropy; with pi_u = 0 it is too for the log surrogate (the sigmoid
+surrogate then still scores unlabeled elements by p_obj).
+
+Annotated means target > 0: binary soft targets count every element above 0 as an annotated object, so
+label smoothing of the background would leave nothing unlabeled.
 
 **The surrogate.** The hidden objects' terms and the unlabeled terms must use one loss for the estimate to be
 unbiased. ``surrogate="log"`` uses cross-entropy's (l+ = -log p_obj, l- = -log p_bg); it is unbounded, so a

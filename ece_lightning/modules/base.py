@@ -115,11 +115,14 @@ class TaskModule(pl.LightningModule):
             allocate_pixel_state(self, self.trainer.datamodule, num_channels=self.pixel_state_channels)
 
     def training_progress(self) -> float:
-        """The fraction of training done at the start of this epoch (by steps when ``max_epochs`` is open)."""
+        """The fraction of training done at the start of this epoch (by steps when ``max_epochs`` is open; 0 when
+        both are open: the length of training is unknown)."""
         trainer = self.trainer
         if trainer.max_epochs is not None and trainer.max_epochs > 0:
             return min(1.0, trainer.current_epoch / trainer.max_epochs)
-        return min(1.0, trainer.global_step / max(1, trainer.max_steps))
+        if trainer.max_steps is not None and trainer.max_steps > 0:
+            return min(1.0, trainer.global_step / trainer.max_steps)
+        return 0.0
 
     def log_training_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """``train/loss_step`` (this process, every step, no synchronisation) and ``train/loss_epoch`` (the

@@ -49,6 +49,10 @@ class SegmentationModule(TaskModule):
                               "classes)")
         self.build_network(model, speed)
         self.teacher = build_teacher(dict(teacher or {}), self.net)
+        if self.teacher is not None and loss.get("name") == "pu" and loss.get("prior", "auto") == "auto":
+            raise ConfigError("task.teacher with loss=pu (prior auto): pseudo-labelled pixels would count as annotated "
+                              "and inflate the prior taken from the annotated share; use loss=ce or loss=ece with "
+                              "a teacher, or give loss.prior a number")
         with config_key("loss"):
             self.criterion = LOSSES.build(loss)
         self.pixel_state_channels = int(classes)
@@ -88,9 +92,10 @@ class SegmentationModule(TaskModule):
         self.log_training_loss(loss, batch_size=len(batch["image"]))
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.teacher is not None:
-            self.teacher.update(self.net, self.global_step - 1)
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self.teacher is not None:  # once per optimiser step, also when gradients accumulate over batches
+            self.teacher.update(self.net, self.global_step)
 
     def crop_outputs(self, outputs: torch.Tensor, height: int, width: int) -> torch.Tensor:
         return outputs[..., :height, :width]

@@ -3,8 +3,9 @@
 The teacher is a copy of the network whose weights follow the student's as an exponential moving average,
 updated after every optimiser step. Once ``start`` of training has passed, every *unannotated* training pixel
 the teacher calls an object with probability >= ``threshold`` becomes an object target for the student (the
-teacher's most likely object class), under whatever loss the run uses: ``loss=ce`` gives plain self-training,
-``loss=ece`` self-training on top of exclusive cross-entropy (pseudo-labelled pixels then count as annotated).
+teacher's most likely object class), under the run's loss: ``loss=ce`` gives plain self-training, ``loss=ece``
+self-training on top of exclusive cross-entropy (pseudo-labelled pixels then count as annotated); ``loss=pu`` with
+its automatic prior is refused (pseudo-labels would inflate the annotated share the prior is taken from).
 Annotated pixels keep their labels; pixels the teacher is not sure of keep label 0.
 
 It assumes the network finds unannotated nuclei with some confidence before ``start`` (the teacher can only

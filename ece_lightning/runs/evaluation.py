@@ -153,7 +153,7 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
     trained = trained_with(run_dir, run_cfg)
     output = Path(str(cfg.output)) if cfg.get("output") else (
         Path(str(cfg.paths.log_dir)) / "eval" / (run_dir.name if run_dir else checkpoint.stem)
-        / f"{dataset_cfg['name']}-{cfg.split}")
+        / f"{dataset_cfg['name']}-{cfg.split}{_postprocess_suffix(cfg.get('postprocess'))}")
     metrics = {
         "dataset": dataset_cfg["name"], "split": str(cfg.split), "task": module.task,
         "model": module.hparams["model"]["name"],
@@ -168,6 +168,14 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
     if evaluation.picture is not None:
         atomic_save_image(output / "predictions.png", evaluation.picture)
     return output, evaluation
+
+
+def _postprocess_suffix(overrides: Any) -> str:
+    """The default output folder's mark of post-processing overrides (``-min_distance10-min_size20``), so an
+    evaluation with other settings never replaces the one with the trained settings."""
+    if not overrides:
+        return ""
+    return "".join(f"-{key}{value}" for key, value in sorted(dict(overrides).items()))
 
 
 def trained_with(run_dir: Path | None, run_cfg: Any) -> dict[str, Any]:

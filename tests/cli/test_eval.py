@@ -124,3 +124,10 @@ def test_bad_input_is_named_and_nothing_is_written(segmentation_run, tmp_path, a
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert message in result.stderr
     assert not out.exists()
+
+
+def test_post_processing_overrides_get_their_own_default_folder():
+    from ece_lightning.runs.evaluation import _postprocess_suffix
+
+    assert _postprocess_suffix(None) == "" and _postprocess_suffix({}) == ""
+    assert _postprocess_suffix({"min_size": 20, "min_distance": 10}) == "-min_distance10-min_size20"

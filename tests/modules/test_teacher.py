@@ -97,3 +97,10 @@ def test_the_teacher_trains_through_the_cli_and_travels_in_the_checkpoint(tmp_pa
     restored = SegmentationModule.load_from_checkpoint(checkpoint, map_location="cpu")
     for key, value in restored.teacher.net.state_dict().items():
         torch.testing.assert_close(value, state["teacher.net." + key])
+
+
+def test_a_teacher_with_the_automatic_pu_prior_is_refused_with_the_reason():
+    model = {"name": "unet", "base_channels": 4, "depth": 2}
+    with pytest.raises(ConfigError, match="task.teacher with loss=pu \\(prior auto\\)"):
+        SegmentationModule(model=model, loss={"name": "pu", "sparsity": 0.3}, teacher={"momentum": 0.9})
+    SegmentationModule(model=model, loss={"name": "pu", "sparsity": 0.3, "prior": 0.16}, teacher={"momentum": 0.9})
