@@ -20,7 +20,13 @@ import pandas as pd
 from cross_dataset import runs_of  # noqa: E402  (the sibling script: run as python experiments/...)
 from omegaconf import OmegaConf
 
-from ece_lightning.analysis.postprocess_search import best_setting, candidate_grid, foreground_samples, score_settings
+from ece_lightning.analysis.postprocess_search import (
+    aji_of,
+    best_setting,
+    candidate_grid,
+    foreground_samples,
+    score_settings,
+)
 from ece_lightning.analysis.sweeps import values_cell
 from ece_lightning.analysis.tables import markdown
 from ece_lightning.io import atomic_write_text
@@ -66,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         group = [run for run in runs if (run["loss"], float(run["sparsity"])) == (loss, sparsity)]
         if not group:
             continue
-        own = [score_settings({r["name"]: test[r["name"]]}, [trained[r["name"]]])["aji"][0] for r in group]
-        tuned = [score_settings({r["name"]: test[r["name"]]}, [chosen])["aji"][0] for r in group]
-        val_own = [score_settings({r["name"]: val[r["name"]]}, [trained[r["name"]]])["aji"][0] for r in group]
+        own = [aji_of(test[r["name"]], trained[r["name"]]) for r in group]
+        tuned = [aji_of(test[r["name"]], chosen) for r in group]
+        val_own = [aji_of(val[r["name"]], trained[r["name"]]) for r in group]
         val_tuned = scores[(scores["run"].isin([r["name"] for r in group]))
                            & (scores[keys] == pd.Series(chosen)).all(axis=1)]["aji"].tolist()
         rows.append({"loss @ annotated": f"{loss} @ {sparsity:.0%}", "seeds": len(group),

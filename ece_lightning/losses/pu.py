@@ -104,9 +104,6 @@ class PositiveUnlabeledRisk(nn.Module):
             return self._fused(logits, target, binary)
         return self._elementwise(logits, target, binary)
 
-    def _log_surrogate(self) -> bool:
-        return self.surrogate == "log" or (self.prior == "auto" and self.sparsity == 1.0)
-
     def _hidden(self, annotated: torch.Tensor) -> torch.Tensor:
         """pi_u |U| / |A|: the hidden objects each annotated element stands for (0 without annotations)."""
         n = float(annotated.numel())
@@ -127,7 +124,7 @@ class PositiveUnlabeledRisk(nn.Module):
             soft_target = annotated.float()
         with torch.no_grad():
             hidden = float(self._hidden(annotated))
-        total = _PositiveUnlabeledMargin.apply(logits, margin, soft_target, annotated, hidden, self._log_surrogate(),
+        total = _PositiveUnlabeledMargin.apply(logits, margin, soft_target, annotated, hidden, self.surrogate == "log",
                                                self.beta, self.gamma)
         return total / margin.numel() if self.reduction == "mean" else total
 
@@ -144,7 +141,7 @@ class PositiveUnlabeledRisk(nn.Module):
             log_bg = log_probs[:, 0]
             log_obj = torch.logsumexp(log_probs[:, 1:], dim=1)
             labelled_ce = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
-        if self._log_surrogate():
+        if self.surrogate == "log":
             positive_loss, negative_loss = -log_obj, -log_bg
         else:
             positive_loss, negative_loss = log_bg.exp(), log_obj.exp()
