@@ -9,7 +9,7 @@ import numbers
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .errors import ConfigError
 
@@ -35,6 +35,40 @@ def apply_raw_root(cfg: DictConfig) -> None:
             cfg.dataset.root = str(raw)
 
 
+def _labels_suffix(point_labels: Any) -> str:
+    """Run-folder suffix of a run trained from points (``dataset.point_labels`` set): ``_points``, else nothing."""
+    return "" if point_labels is None else "_points"
+
+
+# Run folders of point-trained runs differ from the mask-trained ones of the same loss, sparsity and seed.
+OmegaConf.register_new_resolver("ece_labels_suffix", _labels_suffix, replace=True)
+
+
+def plain_node(node: Any) -> Any:
+    """A config node as plain containers (anything else unchanged)."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def point_label_errors(task: str | None, point_labels: Any, point_radius: Any, fixed_box_size: Any) -> list[str]:
+    """What is wrong with training or evaluating ``task`` on ``dataset.point_labels`` (None: masks, nothing)."""
+    if point_labels is None:
+        return []
+    if task != "detection":
+        return [f"dataset.point_labels: point labels train detection only (task=detection model=yollo); they cannot "
+                f"train or evaluate segmentation (task={task} needs instance masks; dataset.point_labels=null uses a "
+                "dataset's masks)"]
+    errors = []
+    if not point_radius:
+        errors.append("task.metrics.point_radius=0: with dataset.point_labels the detections are scored by point F1; "
+                      "give the matching radius in pixels (e.g. task.metrics.point_radius=8, about half a cell)")
+    if (isinstance(point_labels, dict) and point_labels.get("box_size") is None
+            and point_labels.get("box_size_um") is None and fixed_box_size is None):
+        errors.append("dataset.point_labels.box_size=null (cell size unknown) needs task.fixed_box_size=<side in "
+                      "pixels> (objectness only); or give the size: dataset.point_labels.box_size=<px> or "
+                      "box_size_um=<um>")
+    return errors
+
+
 def run_key_errors(cfg: DictConfig) -> list[str]:
     """Problems with the run's own keys; a missing group is raised at once (nothing else can be checked)."""
     errors = []
@@ -51,6 +85,8 @@ def run_key_errors(cfg: DictConfig) -> list[str]:
     max_epochs = cfg.trainer.get("max_epochs")
     if not (_is_int(max_epochs) and max_epochs >= 1):
         errors.append(f"trainer.max_epochs={max_epochs!r} must be an integer >= 1")
+    errors += point_label_errors(cfg.task.get("name"), plain_node(cfg.dataset.get("point_labels")),
+                                 (cfg.task.get("metrics") or {}).get("point_radius"), cfg.task.get("fixed_box_size"))
     return errors
 
 

@@ -15,10 +15,10 @@ from . import tables
 
 KEY_COLUMNS = ["dataset", "task", "model", "loss", "sparsity", "seed"]
 METRIC_COLUMNS = ["test/dice", "test/aji", "test/f1", "test/precision", "test/recall", "test/exclusive_recall",
-                  "test/fg_ratio"]
+                  "test/point_f1", "test/point_precision", "test/point_recall", "test/count_ratio", "test/fg_ratio"]
 SHORT_NAMES = {column: column.removeprefix("test/") for column in METRIC_COLUMNS}
 #: metrics a paper table can show, by task
-TASK_METRICS = {"segmentation": ("test/dice", "test/aji"), "detection": ("test/f1",)}
+TASK_METRICS = {"segmentation": ("test/dice", "test/aji"), "detection": ("test/f1", "test/point_f1")}
 
 
 def collect(root: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -35,6 +35,8 @@ def collect(root: Path) -> tuple[pd.DataFrame, list[str]]:
             problems.append(f"{path}: missing field(s) {', '.join(missing)}; skipped")
             continue
         data["run_dir"] = str(path.parent.relative_to(root))
+        if data.get("labels") == "points":  # trained from points: its own row beside the mask-trained one
+            data["loss"] = f"{data['loss']}+points"
         rows.append(data)
     frame = pd.DataFrame(rows)
     if not frame.empty:

@@ -55,6 +55,11 @@ class InstanceDataModule(pl.LightningDataModule):
         input_multiple: the network's input multiple (U-Net: 2**depth), for whole-image evaluation.
         exhaustive_test: whether the test annotations are exhaustive (read by the task: TIL-like test sets report
             exclusive recall only).
+        point_labels: train from points (detection only): null (default) keeps the dataset's masks; a mapping
+            ``{box_size: <px> | null, box_size_um: <um> | null, mpp: <um/px> | null}`` (``data.points``) makes
+            every training and validation object a point, the centroid of its mask where the dataset has masks
+            (a points-only dataset needs it); the test split keeps its masks where it has them, so point- and
+            mask-trained models are scored against the same truth. ``box_size``: nominal box side per point.
         **source_options: the source's own settings (synthetic: ``num_train``, ``image_size``, ``seed``...;
             prepared: ``format``, ``root``, ``cache_dir``, ``split``, ``strict``, ``reader``).
     """
@@ -64,8 +69,11 @@ class InstanceDataModule(pl.LightningDataModule):
                  crops_per_epoch: int | None = None, eval_tile: int | None = None,
                  augment: dict[str, Any] | None = None, stain_augmentation: bool = True, pixel_ids: bool = False,
                  pin_memory: bool | None = None, persistent_workers: bool | None = None, shuffle: bool = True,
-                 loader_seed: int = 0, exhaustive_test: bool = True, input_multiple: int = 1, **source_options: Any):
+                 loader_seed: int = 0, exhaustive_test: bool = True, input_multiple: int = 1,
+                 point_labels: dict[str, Any] | None = None, **source_options: Any):
         super().__init__()
+        from .points import check_point_labels
+
         self.name = str(name)
         factory = SOURCES.get(source)
         check_arguments(factory, source_options, prefix="dataset", supplied=("name",))
@@ -92,6 +100,8 @@ class InstanceDataModule(pl.LightningDataModule):
         if self.persistent_workers and self.num_workers == 0:
             raise ValueError("persistent_workers=true needs dataset.num_workers >= 1")
         self.exhaustive_test = bool(exhaustive_test)
+        self.point_labels = check_point_labels(point_labels)
+        self.point_boxes: dict[str, list[float | None] | None] = {}
         self.datasets: dict[str, InstanceMapDataset] = {}
         self.annotated_objects: dict[str, tuple[int, int]] = {}
 
@@ -103,7 +113,9 @@ class InstanceDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        self.splits = self.source.load()
+        self.splits = self.source.load(points=self.point_labels is not None)
+        if self.point_labels is not None:
+            self.splits = {name: self._as_points(name, split) for name, split in self.splits.items()}
         self.annotations: dict[str, list[np.ndarray]] = {}
         for name, split in self.splits.items():
             instances = self._sparse(name, split) if name in _SPLIT_ID_OFFSET else split.instances
@@ -111,11 +123,32 @@ class InstanceDataModule(pl.LightningDataModule):
             if name == "train":
                 dataset = InstanceMapDataset(split.images, instances, self.crop_size, random_crops=True,
                                              samples_per_epoch=self.crops_per_epoch, transform=self.train_transform(),
-                                             pixel_ids=self.pixel_ids)
+                                             pixel_ids=self.pixel_ids, point_boxes=self.point_boxes.get(name))
             else:
-                dataset = self._evaluation_dataset(split.images, instances)
+                dataset = self._evaluation_dataset(split.images, instances, self.point_boxes.get(name))
             self.datasets[name] = dataset
             self.annotated_objects[name] = (_count_objects(instances), _count_objects(split.instances))
+
+    def _as_points(self, name: str, split: Split) -> Split:
+        """Train and validation objects as point markers (mask centroids); the test split as the dataset has it.
+        Records each image's nominal box side (``point_boxes``; None for images that keep masks)."""
+        from dataclasses import replace
+
+        from .points import box_side_pixels, markers_from_instances
+
+        if name != "test" and split.labels == "instances":
+            split = replace(split, instances=[markers_from_instances(m) for m in split.instances], labels="points")
+        ids = split.ids or [f"{name}-{i}" for i in range(len(split))]
+        mpps = split.microns_per_pixel or [None] * len(split)
+        with_points = split.labels == "points"
+        try:
+            self.point_boxes[name] = [box_side_pixels(self.point_labels, mpp, image) if with_points else None
+                                      for mpp, image in zip(mpps, ids)]
+        except ValueError as error:
+            from ..errors import DatasetError
+
+            raise DatasetError(f"dataset.{error}") from None
+        return split
 
     def evaluation_dataset(self, split: str) -> tuple[InstanceMapDataset, list[str]]:
         """Evaluation tiles (``eval_tile``, as the val/test loaders serve them) of the images of ``split`` (``train``,
@@ -126,16 +159,19 @@ class InstanceDataModule(pl.LightningDataModule):
         missing = [name for name in names if name not in self.splits]
         if missing:
             raise ValueError(f"split={split!r}: the dataset has no {missing[0]} split (it has {', '.join(self.splits)})")
-        images, instances, ids = [], [], []
+        images, instances, ids, boxes = [], [], [], []
         for name in names:
             split_data = self.splits[name]
             images += list(split_data.images)
             instances += list(self.annotations[name])
             ids += list(split_data.ids or (f"{name}-{i}" for i in range(len(split_data))))
-        return self._evaluation_dataset(images, instances), ids
+            boxes += self.point_boxes.get(name) or [None] * len(split_data)
+        return self._evaluation_dataset(images, instances, boxes if self.point_labels is not None else None), ids
 
-    def _evaluation_dataset(self, images: list[np.ndarray], instances: list[np.ndarray]) -> InstanceMapDataset:
-        return InstanceMapDataset(images, instances, self.eval_tile, pad_multiple=self.input_multiple)
+    def _evaluation_dataset(self, images: list[np.ndarray], instances: list[np.ndarray],
+                            point_boxes: list[float | None] | None = None) -> InstanceMapDataset:
+        return InstanceMapDataset(images, instances, self.eval_tile, pad_multiple=self.input_multiple,
+                                  point_boxes=point_boxes)
 
     def evaluation_batch_size(self, dataset: InstanceMapDataset) -> int:
         """The batch of evaluation loaders: the per-device batch, or 1 for whole images of different sizes."""

@@ -52,11 +52,14 @@ class InstanceMapDataset(Dataset):
         pad_multiple: whole images (``crop_size`` None) are padded at the bottom and right to multiples of this
             (the network's input multiple), with white and unannotated pixels, and served with ``size``, the
             (H, W) of the image itself, so evaluation can leave the padding out.
+        point_boxes: per image, the nominal box side in pixels when its map holds point markers
+            (``data.points``; 0.0 = side unknown) or None when it holds masks; given, every sample also has
+            ``point_labels`` (bool) and ``point_box`` (float, 0.0 for masks). None: masks throughout, no such keys.
     """
 
     def __init__(self, images: Sequence[np.ndarray], instances: Sequence[np.ndarray], crop_size: int | None = None,
                  random_crops: bool = False, samples_per_epoch: int | None = None, transform: Any = None,
-                 pixel_ids: bool = False, pad_multiple: int = 1):
+                 pixel_ids: bool = False, pad_multiple: int = 1, point_boxes: Sequence[float | None] | None = None):
         if len(images) != len(instances):
             raise ValueError(f"{len(images)} images but {len(instances)} instance maps")
         for i, (image, inst) in enumerate(zip(images, instances)):
@@ -72,6 +75,9 @@ class InstanceMapDataset(Dataset):
         self.transform = transform
         self.pixel_ids = bool(pixel_ids)
         self.pad_multiple = int(pad_multiple)
+        if point_boxes is not None and len(point_boxes) != len(images):
+            raise ValueError(f"{len(images)} images but {len(point_boxes)} point_boxes entries")
+        self.point_boxes = None if point_boxes is None else list(point_boxes)
         self.offsets = np.cumsum([0] + [int(image.shape[0]) * int(image.shape[1]) for image in images])
         self.num_pixels = int(self.offsets[-1])
         self.tiles: list[tuple[int, int, int]] = []
@@ -139,6 +145,10 @@ class InstanceMapDataset(Dataset):
                   "index": torch.tensor(index)}
         if not self.crop_size and self.transform is None:
             sample["size"] = torch.tensor(self.images[index].shape[:2])
+        if self.point_boxes is not None:
+            side = self.point_boxes[index]
+            sample["point_labels"] = torch.tensor(side is not None)
+            sample["point_box"] = torch.tensor(float(side or 0.0))
         if local_ids is not None:
             local = torch.from_numpy(np.ascontiguousarray(local_ids)).long()
             sample["pixels"] = torch.where(local > 0, local - 1 + int(self.offsets[index]), -1)

@@ -25,6 +25,9 @@ class Split:
     images: np.ndarray | list[np.ndarray]
     instances: np.ndarray | list[np.ndarray]
     ids: list[str] | None = None
+    # "points": the maps hold one-pixel point markers (``data.points``), not masks.
+    labels: str = "instances"
+    microns_per_pixel: list[float | None] | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -77,7 +80,8 @@ class SyntheticSource:
     def image_size(self) -> int:
         return self.config.image_size
 
-    def load(self) -> dict[str, Split]:
+    def load(self, points: bool = False) -> dict[str, Split]:
+        """The splits (``points`` is for sources with point annotations; the tiles have masks)."""
         splits, start = {}, 0
         for split, count in self.counts.items():
             images, instances = _generated_split(self.seed, start, count, self.config)
@@ -146,15 +150,27 @@ class PreparedSource:
                                strict=self.strict, force=force, options=self.reader,
                                progress=tqdm_progress(f"preparing {self.name}"))
 
-    def load(self) -> dict[str, Split]:
+    def load(self, points: bool = False) -> dict[str, Split]:
+        """The splits; a dataset annotated with points is served as point markers, which only ``points``
+        (detection with ``dataset.point_labels``) accepts."""
+        from .points import point_markers
+
         prepared = self.prepare()
-        if prepared.manifest["annotation"] != "instances":
-            raise DatasetError(f"dataset {self.name} ({self.format.name}) is annotated with "
-                               f"{prepared.manifest['annotation']} only: it has no instance masks, so it cannot "
-                               "train or evaluate segmentation (use it for detection / point metrics)")
+        annotation = prepared.manifest["annotation"]
+        if annotation == "mixed":
+            raise DatasetError(f"dataset {self.name} ({self.format.name}) mixes images with masks and images with "
+                               "points only; give every image the same kind of annotation")
+        if annotation != "instances" and not points:
+            raise DatasetError(f"dataset {self.name} ({self.format.name}) is annotated with {annotation} only: it has "
+                               "no instance masks, so it cannot train or evaluate segmentation; train detection from "
+                               "its points (task=detection model=yollo with dataset.point_labels={box_size: <px>})")
+        meta = {record["id"]: record.get("meta") or {} for record in prepared.manifest["samples"]}
         splits = {}
         for split_name, ids in prepared.splits.items():
             samples = [prepared.load(i) for i in ids]
-            splits[split_name] = Split(images=[s.image for s in samples], instances=[s.instances for s in samples],
-                                       ids=list(ids))
+            maps = [s.instances if s.instances is not None else point_markers(s.points, s.image.shape[:2])
+                    for s in samples]
+            splits[split_name] = Split(images=[s.image for s in samples], instances=maps, ids=list(ids),
+                                       labels="instances" if annotation == "instances" else "points",
+                                       microns_per_pixel=[meta[i].get("microns_per_pixel") for i in ids])
         return splits

@@ -86,8 +86,9 @@ class DetectionTiles(TilePredictor):
     task = "detection"
 
     def __init__(self, net: torch.nn.Module, stride: int, anchor: float, score_threshold: float = 0.5,
-                 nms_iou: float = 0.2, **kwargs: Any):
+                 nms_iou: float = 0.2, fixed_box_size: float | None = None, **kwargs: Any):
         super().__init__(net, stride, **kwargs)
+        self.fixed_box_size = None if fixed_box_size is None else float(fixed_box_size)
         if not 0.0 <= score_threshold <= 1.0 or not 0.0 <= nms_iou <= 1.0:
             raise PredictError(f"detection.score_threshold={score_threshold} and detection.nms_iou={nms_iou} must lie "
                                "in [0, 1]")
@@ -97,7 +98,10 @@ class DetectionTiles(TilePredictor):
     def __call__(self, tiles: np.ndarray) -> list[np.ndarray]:
         from ..postprocess.detection import decode_grid
 
-        boxes, scores = decode_grid(self.forward(tiles), self.stride, self.anchor)
+        outputs, anchor = self.forward(tiles), self.anchor
+        if self.fixed_box_size is not None:  # trained without box sizes (task.fixed_box_size): squares of that side
+            outputs, anchor = torch.cat([outputs[:, :3], torch.zeros_like(outputs[:, 3:])], dim=1), self.fixed_box_size
+        boxes, scores = decode_grid(outputs, self.stride, anchor)
         out = []
         for tile_boxes, tile_scores in zip(boxes, scores):
             keep = tile_scores >= self.score_threshold
@@ -106,7 +110,7 @@ class DetectionTiles(TilePredictor):
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "anchor": self.anchor, "score_threshold": self.score_threshold,
-                "nms_iou": self.nms_iou}
+                "nms_iou": self.nms_iou, **({"fixed_box_size": self.fixed_box_size} if self.fixed_box_size else {})}
 
 
 def load_predictor(checkpoint: str | Path, device: str = "auto", precision: str = "32",
@@ -130,7 +134,8 @@ def load_predictor(checkpoint: str | Path, device: str = "auto", precision: str 
         options = {"score_threshold": run_post.get("score_threshold", 0.5), "nms_iou": run_post.get("nms_iou", 0.2),
                    **given}
         return DetectionTiles(net, net.stride, net.anchor, score_threshold=options["score_threshold"],
-                              nms_iou=options["nms_iou"], device=device, precision=precision)
+                              nms_iou=options["nms_iou"], fixed_box_size=hparams.get("fixed_box_size"), device=device,
+                              precision=precision)
     segmentation = dict(segmentation or {})
     return SegmentationTiles(net, 2 ** net.depth, postprocess={**run_post, **(segmentation.get("postprocess") or {})},
                              threshold=segmentation.get("threshold", 0.5), device=device, precision=precision)

@@ -96,11 +96,13 @@ class DetectionLoss(nn.Module):
         lambda_box: weight of the box regression term.
         normalize: ``groups`` (default: each objectness group averaged over its own cells) or ``cells`` (one
             mean over all cells; with the paper's 1:10 weights no score reaches 0.5, measured).
+        regress_size: whether box sizes are regressed (False: centres only, for detectors whose boxes all get one
+            fixed side, e.g. trained from points of unknown cell size).
     """
 
     def __init__(self, objectness: dict[str, Any] | nn.Module, stride: int, anchor: float,
                  lambda_objects: float = 1.0, lambda_background: float = 10.0, lambda_box: float = 1.0,
-                 normalize: str = "groups"):
+                 normalize: str = "groups", regress_size: bool = True):
         super().__init__()
         if isinstance(objectness, dict):
             objectness = self.objectness_loss(objectness)
@@ -115,6 +117,7 @@ class DetectionLoss(nn.Module):
         self.lambda_objects, self.lambda_background = float(lambda_objects), float(lambda_background)
         self.lambda_box = float(lambda_box)
         self.normalize = normalize
+        self.regress_size = bool(regress_size)
 
     @staticmethod
     def objectness_loss(config: dict[str, Any]) -> nn.Module:
@@ -159,8 +162,12 @@ class DetectionLoss(nn.Module):
         predicted = outputs[:, 1:].permute(0, 2, 3, 1)[targets.assigned]
         if len(predicted):
             wanted = targets.box.permute(0, 2, 3, 1)[targets.assigned]
-            box = (F.mse_loss(torch.sigmoid(predicted[:, :2]), wanted[:, :2], reduction="sum")
-                   + F.mse_loss(predicted[:, 2:], wanted[:, 2:], reduction="sum")) / len(predicted)
+            box = F.mse_loss(torch.sigmoid(predicted[:, :2]), wanted[:, :2], reduction="sum")
+            if self.regress_size:
+                box = box + F.mse_loss(predicted[:, 2:], wanted[:, 2:], reduction="sum")
+            else:
+                box = box + predicted[:, 2:].sum() * 0.0  # the size outputs stay in the graph (DDP)
+            box = box / len(predicted)
         else:
             box = outputs[:, 1:].sum() * 0.0  # keeps the graph (and DDP) intact on a batch without boxes
         total = objectness + self.lambda_box * box

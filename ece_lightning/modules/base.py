@@ -77,9 +77,11 @@ class TaskModule(pl.LightningModule):
         raise NotImplementedError
 
     def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, target_instances: torch.Tensor,
-                       records: list[dict[str, Any]] | None = None) -> None:
+                       records: list[dict[str, Any]] | None = None, batch: dict[str, torch.Tensor] | None = None
+                       ) -> None:
         """Update ``metrics`` with a batch; with ``records`` (a list) also append one dict of integer counts per
-        sample, from the same post-processed predictions (``ece-eval``'s per-image table)."""
+        sample, from the same post-processed predictions (``ece-eval``'s per-image table). ``batch`` is the whole
+        batch, for what a task reads besides the instance maps (detection: point labels)."""
         raise NotImplementedError
 
     def evaluation_loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -136,7 +138,7 @@ class TaskModule(pl.LightningModule):
         with ``records`` one record of counts per sample); the padding of whole images is left out."""
         outputs, batch = self.crop_to_images(self(batch["image"]), batch)
         loss.update(self.evaluation_loss(outputs, batch), weight=len(batch["image"]))
-        self.update_metrics(metrics, outputs, batch["instances"], records=records)
+        self.update_metrics(metrics, outputs, batch["instances"], records=records, batch=batch)
 
     def crop_to_images(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

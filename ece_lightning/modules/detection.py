@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torchmetrics import MetricCollection
 
+from ..data.points import nominal_boxes
 from ..data.targets import instance_boxes
-from ..errors import config_key
+from ..errors import ConfigError, config_key
 from ..losses.detection import DetectionLoss
 from ..metrics import BoxF1, PointF1
 from ..postprocess.detection import Detections, check_detection_options, detect
@@ -23,7 +24,10 @@ _NON_EXHAUSTIVE_KEYS = ("exclusive_recall", "point_exclusive_recall")
 
 class DetectionModule(TaskModule):
     """Cell detection trained from (sparse) instance annotations: label boxes are the boxes of the
-    annotated instances of each (augmented) sample, derived on the device.
+    annotated instances of each (augmented) sample, derived on the device. Samples labelled with points
+    (``dataset.point_labels``: one-pixel markers, with ``point_labels`` and ``point_box`` in the batch) get a
+    nominal box of ``point_box`` pixels around each point instead, or of ``fixed_box_size`` where the cell size
+    is not known.
 
     Args:
         model: registry config of a detection network, e.g. ``{"name": "yollo", "depth": 3}``.
@@ -38,6 +42,8 @@ class DetectionModule(TaskModule):
         metrics: ``iou_threshold`` of a true positive (paper 0.5) and ``point_radius`` (pixels; > 0 adds
             point-based F1 on box centres, for datasets labelled by centroids).
         exhaustive_test: whether the test labels are exhaustive; if not, only exclusive recall is reported.
+        fixed_box_size: null (default): box sizes are learned; a side in pixels: objectness and centres only,
+            every detection is a square of this side and no size is regressed (points of unknown cell size).
         speed: ``channels_last``, ``compile``, ``compile_mode`` (``TaskModule.configure_speed``).
     """
 
@@ -47,17 +53,23 @@ class DetectionModule(TaskModule):
                  scheduler: dict[str, Any] | None = None,
                  postprocess: dict[str, Any] | None = None, loss_weights: dict[str, Any] | None = None,
                  metrics: dict[str, Any] | None = None, exhaustive_test: bool = True,
-                 speed: dict[str, Any] | None = None):
+                 fixed_box_size: float | None = None, speed: dict[str, Any] | None = None):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         self.build_network(model, speed)
+        if fixed_box_size is not None and (isinstance(fixed_box_size, bool) or not isinstance(fixed_box_size, (int, float))
+                                           or not fixed_box_size > 0):
+            raise ConfigError(f"task.fixed_box_size={fixed_box_size!r} must be a side in pixels > 0, or null (learn "
+                              "box sizes)")
+        self.fixed_box_size = None if fixed_box_size is None else float(fixed_box_size)
         loss_weights = dict(loss_weights or {})
         check_arguments(DetectionLoss, loss_weights, prefix="task.loss_weights",
-                        supplied=("objectness", "stride", "anchor"))
+                        supplied=("objectness", "stride", "anchor", "regress_size"))
         with config_key("loss"):
             objectness = DetectionLoss.objectness_loss(loss)
         with config_key("task.loss_weights"):
-            self.criterion = DetectionLoss(objectness, stride=self.net.stride, anchor=self.net.anchor, **loss_weights)
+            self.criterion = DetectionLoss(objectness, stride=self.net.stride, anchor=self.net.anchor,
+                                           regress_size=self.fixed_box_size is None, **loss_weights)
         postprocess = dict(postprocess or {})
         check_arguments(check_detection_options, postprocess, prefix="task.postprocess")
         with config_key("task.postprocess"):
@@ -67,6 +79,7 @@ class DetectionModule(TaskModule):
         with config_key("task.metrics"):
             self.metrics_cfg = _metric_settings(**metrics)
         self.exhaustive_test = bool(exhaustive_test)
+        self.scored_points = False  # whether the current evaluation met point labels (set by update_metrics)
         self.init_metrics()
 
     def override_postprocess(self, options: dict[str, Any], prefix: str = "postprocess") -> None:
@@ -84,11 +97,34 @@ class DetectionModule(TaskModule):
 
     def detect(self, outputs: torch.Tensor, image_size: tuple[int, int]) -> Detections:
         """Boxes in image pixels after the score threshold and NMS."""
-        return detect(outputs, self.net.stride, self.net.anchor, image_size=image_size, **self.postprocess_cfg)
+        anchor = self.net.anchor
+        if self.fixed_box_size is not None:  # no size was learned: every box gets the fixed side
+            outputs = torch.cat([outputs[:, :3], torch.zeros_like(outputs[:, 3:])], dim=1)
+            anchor = self.fixed_box_size
+        return detect(outputs, self.net.stride, anchor, image_size=image_size, **self.postprocess_cfg)
+
+    def label_boxes(self, instances: torch.Tensor, batch: dict[str, torch.Tensor] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The label boxes (x0, y0, x1, y1) of a batch's instance maps and their batch rows: mask boxes, or nominal
+        boxes around the point markers of samples labelled with points."""
+        boxes, image_index = instance_boxes(instances)
+        if batch is None or "point_labels" not in batch or not len(boxes):
+            return boxes, image_index
+        marked = batch["point_labels"].to(boxes.device)[image_index]
+        sides = batch["point_box"].to(boxes.device).float()[image_index]
+        unknown = marked & (sides <= 0)
+        if unknown.any():
+            if self.fixed_box_size is None:
+                raise ConfigError("dataset.point_labels.box_size is null (cell size unknown): train objectness only "
+                                  "with task.fixed_box_size=<side in pixels>, or give the size "
+                                  "(dataset.point_labels.box_size=<px> or box_size_um=<um>)")
+            sides = torch.where(unknown, torch.full_like(sides, self.fixed_box_size), sides)
+        nominal = nominal_boxes(boxes, sides, *instances.shape[-2:])
+        return torch.where(marked[:, None], nominal, boxes), image_index
 
     def _loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor], components: bool = False
               ) -> tuple[torch.Tensor, dict]:
-        boxes, image_index = instance_boxes(batch["instances"])
+        boxes, image_index = self.label_boxes(batch["instances"], batch)
         return self.criterion(outputs, boxes, image_index, pixels=batch.get("pixels"), components=components)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -102,9 +138,13 @@ class DetectionModule(TaskModule):
         return loss
 
     def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, target_instances: torch.Tensor,
-                       records: list[dict[str, Any]] | None = None) -> None:
+                       records: list[dict[str, Any]] | None = None, batch: dict[str, torch.Tensor] | None = None
+                       ) -> None:
         detections = self.detect(outputs, tuple(target_instances.shape[-2:]))
-        boxes, image_index = instance_boxes(target_instances)
+        boxes, image_index = self.label_boxes(target_instances, batch)
+        if (getattr(metrics, "prefix", None) == "test/" and batch is not None and "point_labels" in batch
+                and bool(batch["point_labels"].any())):
+            self.scored_points = True
         preds = [detections.of_image(i)[0].cpu() for i in range(len(outputs))]
         targets = [boxes[image_index == i].cpu() for i in range(len(outputs))]
         metrics.update(preds, targets)
@@ -121,6 +161,9 @@ class DetectionModule(TaskModule):
 
     def test_results(self, results: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         keep = _EXHAUSTIVE_KEYS if self.exhaustive_test else _NON_EXHAUSTIVE_KEYS
+        if self.scored_points:  # labels were points: box IoU against nominal boxes says nothing, point F1 does
+            keep = tuple(k for k in keep if k.startswith("point_") or k == "count_ratio")
+        self.scored_points = False
         return {k: v for k, v in results.items() if k.removeprefix("test/") in keep}
 
     def draw_predictions(self, batch: dict[str, torch.Tensor], max_images: int = 4) -> list[np.ndarray]:
@@ -130,7 +173,8 @@ class DetectionModule(TaskModule):
 
         images, outputs = self.predict_images(batch, max_images)
         detections = self.detect(outputs, tuple(images.shape[-2:]))
-        boxes, image_index = instance_boxes(batch["instances"][:max_images])
+        boxes, image_index = self.label_boxes(batch["instances"][:max_images],
+                                              {k: v[:max_images] for k, v in batch.items()})
         drawn = []
         for i, image in enumerate(images):
             drawn.append(draw_boxes(self.to_rgb(image), labels=boxes[image_index == i].cpu().numpy(),

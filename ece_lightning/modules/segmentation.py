@@ -109,7 +109,8 @@ class SegmentationModule(TaskModule):
         return foreground, instances
 
     def update_metrics(self, metrics: MetricCollection, logits: torch.Tensor, target_instances: torch.Tensor,
-                       records: list[dict[str, Any]] | None = None) -> None:
+                       records: list[dict[str, Any]] | None = None, batch: dict[str, torch.Tensor] | None = None
+                       ) -> None:
         foreground, instances = self.segment(logits)
         target = target_instances.cpu()
         metrics["dice"].update(foreground, target > 0)

@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from ..config import point_label_errors
 from ..errors import ConfigError, config_key
 from ..metrics import WeightedMean
 
@@ -141,6 +142,11 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
         raise ConfigError(f"dataset= is required: {checkpoint} is not inside an ece-train run folder, so the dataset "
                           "it was trained on is unknown")
     dataset_cfg.update(sparsity=float(cfg.sparsity), sparsify_seed=int(cfg.seed))
+    point_problems = point_label_errors(module.task, dataset_cfg.get("point_labels"),
+                                        getattr(module, "metrics_cfg", {}).get("point_radius"),
+                                        getattr(module, "fixed_box_size", None))
+    if point_problems:
+        raise ConfigError(*point_problems, listing=True)
     batch_size = dataset_cfg.get("batch_size", 8) if cfg.get("batch_size") is None else cfg.batch_size
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} must be an integer >= 1")
@@ -161,6 +167,7 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
         "trained_on": trained.get("trained_on"), "checkpoint": str(checkpoint.resolve()), "evaluated_sparsity": float(cfg.sparsity),
         "images": int(len(evaluation.per_image)), "tiles": int(len(dataset)),
         "exhaustive_test": bool(dataset_cfg.get("exhaustive_test", True)), "postprocess": dict(module.postprocess_cfg),
+        **({"labels": trained["labels"]} if "labels" in trained else {}),
         **evaluation.metrics,
     }
     atomic_write_json(output / "metrics.json", metrics)
@@ -189,9 +196,12 @@ def trained_with(run_dir: Path | None, run_cfg: Any) -> dict[str, Any]:
         finished = json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         finished = {}
-    return {"trained_on": finished.get("dataset", run_cfg.dataset.name),
-            "loss": finished.get("loss", run_cfg.loss.name),
-            "sparsity": finished.get("sparsity", run_cfg.sparsity), "seed": finished.get("seed", run_cfg.seed)}
+    trained = {"trained_on": finished.get("dataset", run_cfg.dataset.name),
+               "loss": finished.get("loss", run_cfg.loss.name),
+               "sparsity": finished.get("sparsity", run_cfg.sparsity), "seed": finished.get("seed", run_cfg.seed)}
+    if run_cfg.dataset.get("point_labels") is not None:  # trained from points (ece-report: "<loss>+points")
+        trained["labels"] = "points"
+    return trained
 
 
 def _datamodule(dataset_cfg: dict[str, Any], seed: int, input_multiple: int) -> pl.LightningDataModule:

@@ -40,6 +40,8 @@ def run_metrics(cfg: DictConfig, trainer: pl.Trainer, test_results: dict[str, fl
         "name": cfg.name,
         "exhaustive_test": bool(cfg.dataset.get("exhaustive_test", True)),
     }
+    if cfg.dataset.get("point_labels") is not None:  # trained from points (ece-report: loss "<loss>+points")
+        metrics["labels"] = "points"
     for split, (annotated, total) in getattr(datamodule, "annotated_objects", {}).items():
         metrics[f"objects/{split}_annotated"] = annotated
         metrics[f"objects/{split}_total"] = total

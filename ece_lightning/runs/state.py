@@ -25,7 +25,7 @@ UNFINGERPRINTED = ("paths", "logger", "tags", "resume", "gpu_pool")
 UNFINGERPRINTED_CALLBACKS = ("checkpoint", "progress_bar")
 UNFINGERPRINTED_LOADER = ("num_workers", "pin_memory", "persistent_workers")
 #: (group, key) added after runs were fingerprinted; at null they are left out, so those runs still count as finished
-ADDED_OFF_KEYS = (("task", "teacher"),)
+ADDED_OFF_KEYS = (("task", "teacher"), ("task", "fixed_box_size"), ("dataset", "point_labels"))
 
 
 def config_fingerprint(cfg: DictConfig, layout: str = "current") -> str:

@@ -29,7 +29,10 @@ def test_every_group_has_entries():
 
 
 # A task and its model are chosen together (a mismatch is a ConfigError, tested below).
-COMPANIONS = {"task=detection": ["model=yollo"], "model=yollo": ["task=detection"]}
+# Points-only datasets train detection and are scored by point F1.
+COMPANIONS = {"task=detection": ["model=yollo"], "model=yollo": ["task=detection"],
+              **{f"dataset={points}": ["task=detection", "model=yollo", "task.metrics.point_radius=8"]
+                 for points in ("crchisto", "til")}}
 
 
 @pytest.mark.parametrize("group, entry", list(_entries()))

@@ -21,3 +21,16 @@ def test_a_key_added_switched_off_leaves_the_fingerprint_of_earlier_runs():
     assert config_fingerprint(cfg, "v2") == config_fingerprint(before_the_key, "v2")
     with_teacher = _config("task.teacher={momentum: 0.99, threshold: 0.9, start: 0.3}")
     assert config_fingerprint(with_teacher) != config_fingerprint(cfg)
+
+
+def test_the_point_label_keys_switched_off_leave_the_fingerprint_of_earlier_detection_runs():
+    """Detection runs finished before ``dataset.point_labels`` and ``task.fixed_box_size`` existed still count."""
+    cfg = _config("experiment=cpm15_detection")
+    assert cfg.dataset.point_labels is None and cfg.task.fixed_box_size is None
+    before_the_keys = cfg.copy()
+    with open_dict(before_the_keys):
+        del before_the_keys.dataset["point_labels"]
+        del before_the_keys.task["fixed_box_size"]
+    assert config_fingerprint(cfg) == config_fingerprint(before_the_keys)
+    from_points = _config("experiment=cpm15_detection", "dataset.point_labels={box_size: 20}")
+    assert config_fingerprint(from_points) != config_fingerprint(cfg)
