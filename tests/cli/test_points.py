@@ -55,7 +55,7 @@ def _generic(root, tmp_path):
             "dataset.eval_tile=32", "dataset.crops_per_epoch=8", "dataset.point_labels.box_size=8"]
 
 
-@pytest.mark.parametrize("kind", ["csv", "geojson"])
+@pytest.mark.parametrize("kind", ["csv", pytest.param("geojson", marks=pytest.mark.slow)])
 def test_a_generic_points_dataset_trains_and_evaluates_end_to_end(tmp_path, kind):
     root = write_generic_points(tmp_path / "til", kind)
     run = tmp_path / "run"
@@ -101,6 +101,7 @@ def test_points_of_unknown_cell_size_train_objectness_with_fixed_boxes(tmp_path)
     np.testing.assert_allclose(tile_boxes[:, 2] - tile_boxes[:, 0], 10.0, rtol=1e-5)
 
 
+@pytest.mark.slow  # the datamodule's side is tested in tests/data/test_points.py
 def test_a_mask_dataset_trains_from_its_centroids_and_is_scored_on_its_masks(tmp_path):
     run = tmp_path / "run"
     result = run_cli("ece-train", *TINY_DETECTOR, *POINTS, "dataset.image_size=32", "dataset.num_train=4",

@@ -107,3 +107,15 @@ def test_the_datamodule_serves_train_and_val_as_points_and_keeps_the_test_masks(
     test = next(iter(points.test_dataloader()))
     assert not test["point_labels"].any() and (test["point_box"] == 0).all()
     assert "point_labels" not in next(iter(masks.train_dataloader()))
+
+
+def test_a_box_size_in_microns_uses_each_images_microns_per_pixel(tmp_path):
+    from . import native
+
+    root = native.write_monuseg(tmp_path / "monuseg")  # the Aperio XML records 0.25 um per pixel
+    options = dict(name="m", source="prepared", format="monuseg", root=str(root), cache_dir=str(tmp_path / "cache"),
+                   split={"method": "given", "val": 1}, crop_size=32, eval_tile=32, batch_size=2)
+    datamodule = InstanceDataModule(point_labels={"box_size_um": 5.0}, **options)
+    datamodule.setup("fit")
+    assert datamodule.point_boxes["train"] == [20.0, 20.0] and datamodule.point_boxes["test"] == [None]
+    assert (next(iter(datamodule.train_dataloader()))["point_box"] == 20.0).all()
