@@ -34,7 +34,8 @@ def rows_of(sweep: Path, evaluation: str | None) -> list[dict]:
         evaluated = path.parent / evaluation / "metrics.json" if evaluation else None
         scored = json.loads(evaluated.read_text()) if evaluated and evaluated.is_file() else trained
         points = OmegaConf.load(path.parent / ".hydra" / "config.yaml").dataset.get("point_labels")
-        rows.append({"dataset": trained["dataset"], "loss": trained["loss"], "sparsity": float(trained["sparsity"]),
+        rows.append({"sweep": sweep.name, "dataset": trained["dataset"], "loss": trained["loss"],
+                     "sparsity": float(trained["sparsity"]),
                      "seed": int(trained["seed"]), "labels": trained.get("labels", "masks"),
                      "box_size": points.get("box_size") if points is not None else None,
                      "scored_on": evaluation if scored is not trained else "run test",
@@ -67,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
               "point F1 points", "gap", "recall masks", "recall points", "count ratio masks", "count ratio points"]
     methods = []
     masks = frame[frame["labels"] == "masks"]
-    for (dataset, loss, sparsity), group in masks.groupby(["dataset", "loss", "sparsity"], sort=True):
+    for (dataset, loss, sparsity, sweep), group in masks.groupby(["dataset", "loss", "sparsity", "sweep"], sort=True):
         full = masks[(masks["dataset"] == dataset) & (masks["loss"] == "ce") & (masks["sparsity"] == 1.0)]
         ratio = group["test/f1"].mean() / full["test/f1"].mean() if len(full) else float("nan")
-        methods.append([dataset, f"{loss} @ {sparsity:.0%}", len(group), values_cell(group["test/f1"]),
+        methods.append([dataset, f"{loss} @ {sparsity:.0%}", sweep, len(group), values_cell(group["test/f1"]),
                         f"{ratio:.2f}", values_cell(group["test/precision"]), values_cell(group["test/recall"]),
                         values_cell(group["test/point_f1"]), values_cell(group["test/count_ratio"])])
-    methods_header = ["dataset", "objectness loss @ annotated", "seeds", "F1 (IoU 0.5)", "F1 / CE@100%", "precision",
+    methods_header = ["dataset", "objectness loss @ annotated", "sweep", "seeds", "F1 (IoU 0.5)", "F1 / CE@100%", "precision",
                       "recall", "point F1", "count ratio"]
     command = (f"`python experiments/points_table.py {' '.join(map(str, args.sweeps))}"
                f"{' --evaluation ' + args.evaluation if args.evaluation else ''}`")
