@@ -149,10 +149,15 @@ class DetectionModule(TaskModule):
         targets = [boxes[image_index == i].cpu() for i in range(len(outputs))]
         metrics.update(preds, targets)
         if records is not None:
-            from ..metrics.matching import box_matching_counts
+            from ..metrics.matching import box_centres, box_matching_counts, point_matching_counts
 
-            for pred, target in zip(preds, targets):
-                tp, fp, fn = box_matching_counts(target, pred, self.metrics_cfg["iou_threshold"])
+            marked = batch["point_labels"].tolist() if batch is not None and "point_labels" in batch else []
+            for row, (pred, target) in enumerate(zip(preds, targets)):
+                if row < len(marked) and marked[row]:  # point labels: counted as point F1 counts them
+                    tp, fp, fn = point_matching_counts(box_centres(target), box_centres(pred),
+                                                       self.metrics_cfg["point_radius"])
+                else:
+                    tp, fp, fn = box_matching_counts(target, pred, self.metrics_cfg["iou_threshold"])
                 records.append({"true_objects": len(target), "predicted_objects": len(pred), "tp": tp, "fp": fp,
                                 "fn": fn})
 

@@ -77,6 +77,9 @@ def test_a_generic_points_dataset_trains_and_evaluates_end_to_end(tmp_path, kind
     assert evaluated["labels"] == "points"  # ece-report keeps it apart from mask-trained models
     per_image = pd.read_csv(out / "per_image.csv")
     assert len(per_image) == 6 and per_image["true_objects"].sum() == 36  # every point of every image, once
+    # Per image, points are matched as point F1 matches them (within the radius), not by IoU of nominal boxes.
+    assert (per_image["tp"] + per_image["fn"] == per_image["true_objects"]).all()
+    assert per_image["tp"].sum() == round(evaluated["test/point_exclusive_recall"] * 36)
     assert (out / "predictions.png").is_file()
 
 
