@@ -44,8 +44,8 @@ def _labels_suffix(point_labels: Any) -> str:
 OmegaConf.register_new_resolver("ece_labels_suffix", _labels_suffix, replace=True)
 
 
-def plain_node(node: Any) -> Any:
-    """A config node as plain containers (anything else unchanged)."""
+def plain(node: Any) -> Any:
+    """A config node as plain Python containers (resolved); anything else unchanged."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
@@ -85,7 +85,7 @@ def run_key_errors(cfg: DictConfig) -> list[str]:
     max_epochs = cfg.trainer.get("max_epochs")
     if not (_is_int(max_epochs) and max_epochs >= 1):
         errors.append(f"trainer.max_epochs={max_epochs!r} must be an integer >= 1")
-    errors += point_label_errors(cfg.task.get("name"), plain_node(cfg.dataset.get("point_labels")),
+    errors += point_label_errors(cfg.task.get("name"), plain(cfg.dataset.get("point_labels")),
                                  (cfg.task.get("metrics") or {}).get("point_radius"), cfg.task.get("fixed_box_size"))
     return errors
 

@@ -98,10 +98,7 @@ class DetectionTiles(TilePredictor):
     def __call__(self, tiles: np.ndarray) -> list[np.ndarray]:
         from ..postprocess.detection import decode_grid
 
-        outputs, anchor = self.forward(tiles), self.anchor
-        if self.fixed_box_size is not None:  # trained without box sizes (task.fixed_box_size): squares of that side
-            outputs, anchor = torch.cat([outputs[:, :3], torch.zeros_like(outputs[:, 3:])], dim=1), self.fixed_box_size
-        boxes, scores = decode_grid(outputs, self.stride, anchor)
+        boxes, scores = decode_grid(self.forward(tiles), self.stride, self.anchor, box_side=self.fixed_box_size)
         out = []
         for tile_boxes, tile_scores in zip(boxes, scores):
             keep = tile_scores >= self.score_threshold

@@ -97,11 +97,8 @@ class DetectionModule(TaskModule):
 
     def detect(self, outputs: torch.Tensor, image_size: tuple[int, int]) -> Detections:
         """Boxes in image pixels after the score threshold and NMS."""
-        anchor = self.net.anchor
-        if self.fixed_box_size is not None:  # no size was learned: every box gets the fixed side
-            outputs = torch.cat([outputs[:, :3], torch.zeros_like(outputs[:, 3:])], dim=1)
-            anchor = self.fixed_box_size
-        return detect(outputs, self.net.stride, anchor, image_size=image_size, **self.postprocess_cfg)
+        return detect(outputs, self.net.stride, self.net.anchor, image_size=image_size, box_side=self.fixed_box_size,
+                      **self.postprocess_cfg)
 
     def label_boxes(self, instances: torch.Tensor, batch: dict[str, torch.Tensor] | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,11 +25,13 @@ class Detections:
         return self.boxes[keep], self.scores[keep]
 
 
-def decode_grid(outputs: torch.Tensor, stride: int, anchor: float) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_grid(outputs: torch.Tensor, stride: int, anchor: float, box_side: float | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every cell's box and score: ``boxes`` (B, Gh, Gw, 4) x0y0x1y1 pixels and ``scores`` (B, Gh, Gw).
 
     A cell (gy, gx) predicts the centre ``((gx + sigmoid(t_x)) * stride, (gy + sigmoid(t_y)) * stride)`` and
-    the size ``anchor * exp(t_w)`` by ``anchor * exp(t_h)``; its score is ``sigmoid(t_obj)``.
+    the size ``anchor * exp(t_w)`` by ``anchor * exp(t_h)``; its score is ``sigmoid(t_obj)``. ``box_side``: every
+    box is a square of this side instead (a detector trained without sizes, ``task.fixed_box_size``).
     """
     if outputs.dim() != 4 or outputs.shape[1] != 5:
         raise ValueError(f"detection outputs must be (B, 5, Gh, Gw), got {tuple(outputs.shape)}")
@@ -39,8 +41,11 @@ def decode_grid(outputs: torch.Tensor, stride: int, anchor: float) -> tuple[torc
                             indexing="ij")
     centre_x = (gx + torch.sigmoid(outputs[:, 1])) * stride
     centre_y = (gy + torch.sigmoid(outputs[:, 2])) * stride
-    half_w = anchor * torch.exp(outputs[:, 3].clamp(-_MAX_LOG_SIZE, _MAX_LOG_SIZE)) / 2
-    half_h = anchor * torch.exp(outputs[:, 4].clamp(-_MAX_LOG_SIZE, _MAX_LOG_SIZE)) / 2
+    if box_side is None:
+        half_w = anchor * torch.exp(outputs[:, 3].clamp(-_MAX_LOG_SIZE, _MAX_LOG_SIZE)) / 2
+        half_h = anchor * torch.exp(outputs[:, 4].clamp(-_MAX_LOG_SIZE, _MAX_LOG_SIZE)) / 2
+    else:
+        half_w = half_h = torch.full_like(centre_x, float(box_side) / 2)
     boxes = torch.stack([centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h], dim=-1)
     return boxes, torch.sigmoid(outputs[:, 0])
 
@@ -57,7 +62,8 @@ def check_detection_options(score_threshold: float = 0.5, nms_iou: float = 0.2, 
 
 
 def detect(outputs: torch.Tensor, stride: int, anchor: float, score_threshold: float = 0.5, nms_iou: float = 0.2,
-           max_detections: int = 1000, image_size: tuple[int, int] | None = None) -> Detections:
+           max_detections: int = 1000, image_size: tuple[int, int] | None = None, box_side: float | None = None
+           ) -> Detections:
     """Boxes of a batch after the confidence threshold and per-image NMS.
 
     Args:
@@ -68,9 +74,10 @@ def detect(outputs: torch.Tensor, stride: int, anchor: float, score_threshold: f
             (paper: 0.2).
         max_detections: at most this many boxes per image (highest scores first; 0 = no limit).
         image_size: (H, W) to clip boxes to (default: the grid times the stride).
+        box_side: every box a square of this side (``decode_grid``); None: the predicted sizes.
     """
     check_detection_options(score_threshold, nms_iou, max_detections)
-    boxes, scores = decode_grid(outputs, stride, anchor)
+    boxes, scores = decode_grid(outputs, stride, anchor, box_side)
     height, width = image_size or (outputs.shape[-2] * stride, outputs.shape[-1] * stride)
     boxes = torch.stack([boxes[..., 0].clamp(0, width), boxes[..., 1].clamp(0, height),
                          boxes[..., 2].clamp(0, width), boxes[..., 3].clamp(0, height)], dim=-1)

@@ -12,16 +12,11 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import run_key_errors, size_errors
+from ..config import plain, run_key_errors, size_errors
 from ..errors import ConfigError, config_key
 from ..registry import check_arguments
 
 T = TypeVar("T")
-
-
-def plain(node: Any) -> Any:
-    """A config node as plain Python containers (resolved); anything else unchanged."""
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def _collect(errors: list[str], build: Callable[[], T]) -> T | None:
