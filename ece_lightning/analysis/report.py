@@ -13,8 +13,9 @@ from ..io import atomic_save_figure, atomic_write_text
 from .paper import with_paper_rows
 from .sweeps import (
     SHORT_NAMES,
-    TASK_METRICS,
+    TABLE_METRICS,
     collect,
+    detection_summary_markdown,
     draw_metric_vs_sparsity,
     paper_table,
     summary_table,
@@ -43,9 +44,16 @@ def plot_metric_vs_sparsity(frame: pd.DataFrame, metric: str, path: Path) -> Pat
 
 
 def write_paper_tables(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """``table_<task>_<metric>.md`` and ``.tex`` for each task's paper metrics (Dice, AJI; F1)."""
+    """``table_<task>_<metric>.md`` and ``.tex`` for each task's table metrics (Dice, AJI; F1, precision, recall,
+    their point versions), and for detection ``table_detection_summary.md`` (and ``_point_summary``): F1 with
+    precision, recall and count ratio in each cell."""
     written = []
-    for task, metrics in TASK_METRICS.items():
+    detection = frame[frame["task"] == "detection"]
+    for prefix in ("", "point_"):
+        summary = detection_summary_markdown(detection, prefix) if not detection.empty else None
+        if summary:
+            written.append(atomic_write_text(out_dir / f"table_detection_{prefix}summary.md", summary))
+    for task, metrics in TABLE_METRICS.items():
         runs = frame[frame["task"] == task]
         for metric in metrics:
             if runs.empty or metric not in runs.columns or runs[metric].isna().all():
@@ -60,8 +68,8 @@ def write_paper_tables(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def report(root: Path, out_dir: Path | None = None) -> tuple[pd.DataFrame, list[Path]]:
-    """Write results.csv, results.md, the Dice- and F1-vs-sparsity plots (for the tasks present) and the paper
-    tables for the runs under ``root``; returns the summary table and the files written. Unreadable runs are
+    """Write results.csv, results.md, the Dice-, F1- and point-F1-vs-sparsity plots (for the metrics present) and
+    the paper tables for the runs under ``root``; returns the summary table and the files written. Unreadable runs are
     reported on stderr and left out; a folder without any run is a FileNotFoundError."""
     root = Path(root)
     if not root.is_dir():
@@ -76,5 +84,5 @@ def report(root: Path, out_dir: Path | None = None) -> tuple[pd.DataFrame, list[
     written = [atomic_write_text(out_dir / "results.csv", frame.to_csv(index=False)),
                atomic_write_text(out_dir / "results.md", to_markdown(table))]
     plots = [plot_metric_vs_sparsity(frame, metric, out_dir / f"{SHORT_NAMES[metric]}_vs_sparsity.png")
-             for metric in ("test/dice", "test/f1")]
+             for metric in ("test/dice", "test/f1", "test/point_f1")]
     return table, written + [plot for plot in plots if plot] + write_paper_tables(frame, out_dir)

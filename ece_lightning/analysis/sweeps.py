@@ -19,6 +19,10 @@ METRIC_COLUMNS = ["test/dice", "test/aji", "test/f1", "test/precision", "test/re
 SHORT_NAMES = {column: column.removeprefix("test/") for column in METRIC_COLUMNS}
 #: metrics a paper table can show, by task
 TASK_METRICS = {"segmentation": ("test/dice", "test/aji"), "detection": ("test/f1", "test/point_f1")}
+#: metrics that get a paper table of their own (precision and recall beside F1: recall bought with precision shows)
+TABLE_METRICS = {"segmentation": ("test/dice", "test/aji"),
+                 "detection": ("test/f1", "test/precision", "test/recall", "test/point_f1", "test/point_precision",
+                               "test/point_recall")}
 
 
 def collect(root: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -140,6 +144,33 @@ def table_markdown(table: pd.DataFrame, metric: str, digits: int = 3) -> str:
     for key, row in table.iterrows():
         key = key if isinstance(key, tuple) else (key,)
         rows.append([*map(str, key), *(format_cell(v, digits) for v in row)])
+    return tables.markdown(header, rows)
+
+
+def detection_summary_markdown(frame: pd.DataFrame, prefix: str = "", digits: int = 3) -> str | None:
+    """One Markdown table of detection runs (rows dataset x loss, columns sparsity): each cell F1 mean ± std over
+    seeds, then the mean precision, recall and count ratio in brackets, so recall bought with precision (or an
+    over-count) is seen beside the F1. ``prefix`` "point_" gives the point metrics; None when no run has the F1."""
+    f1 = f"test/{prefix}f1"
+    if f1 not in frame.columns or frame[f1].isna().all():
+        return None
+    runs = frame.dropna(subset=[f1])
+    sparsities = sorted(runs["sparsity"].unique())
+    header = ["dataset", "loss", *(f"{prefix}F1 (P, R, count) @ {s:g}" for s in sparsities)]
+    rows = []
+    for (dataset, loss), group in runs.groupby(["dataset", "loss"], sort=True):
+        cells = []
+        for sparsity in sparsities:
+            cell = group[group["sparsity"] == sparsity]
+            if cell.empty:
+                cells.append("-")
+                continue
+            text = values_cell(cell[f1].tolist(), digits)
+            extras = [f"{name} {cell[column].mean():.2f}" for name, column in
+                      (("P", f"test/{prefix}precision"), ("R", f"test/{prefix}recall"), ("count", "test/count_ratio"))
+                      if column in cell.columns and cell[column].notna().any()]
+            cells.append(f"{text} ({', '.join(extras)}; n={len(cell)})" if extras else f"{text} (n={len(cell)})")
+        rows.append([dataset, loss, *cells])
     return tables.markdown(header, rows)
 
 

@@ -11,6 +11,9 @@ measure the bias.
 
     counts = threshold_counts(module, dataset)          # one forward pass per tile, every threshold
     table = threshold_table(counts, sparsity=0.3)       # sparse and corrected scores per threshold
+
+``task.postprocess.score_threshold: auto`` makes a detection run do this on its own validation split at every
+validation (``modules.detection``): the test then uses the corrected choice of the last validation.
 """
 
 from __future__ import annotations
@@ -26,39 +29,51 @@ from torch.utils.data import DataLoader
 DEFAULT_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
 
 
-def threshold_counts(module: Any, dataset: Any, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> pd.DataFrame:
-    """Per threshold, the summed ``tp``, ``predicted`` and ``labelled`` counts of a detection module (eval mode) on
-    ``dataset``: matched by point distance when the module scores point F1 (``task.metrics.point_radius`` > 0),
-    else by box IoU, as its test metrics do."""
+def counts_at_thresholds(module: Any, outputs: torch.Tensor, labels: Sequence[torch.Tensor],
+                         image_size: tuple[int, int], thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """(len(thresholds), 3) integer counts ``tp``, ``predicted``, ``labelled`` of a detection module's ``outputs``
+    (a batch) against ``labels`` (each image's label boxes), summed over the batch: matched by point distance when
+    the module scores point F1 (``task.metrics.point_radius`` > 0), else by box IoU, as its test metrics do."""
     from ..metrics.matching import box_centres, box_matching_counts, point_matching_counts
 
+    radius = module.metrics_cfg["point_radius"]
+    labels = [boxes.cpu() for boxes in labels]
+    counts = np.zeros((len(thresholds), 3), dtype=np.int64)
+    for row, threshold in enumerate(thresholds):
+        detections = module.detect(outputs, image_size, score_threshold=float(threshold))
+        for image, label_boxes in enumerate(labels):
+            predicted = detections.of_image(image)[0].cpu()
+            if radius:
+                tp, fp, _ = point_matching_counts(box_centres(label_boxes), box_centres(predicted), radius)
+            else:
+                tp, fp, _ = box_matching_counts(label_boxes, predicted, module.metrics_cfg["iou_threshold"])
+            counts[row] += (tp, tp + fp, len(label_boxes))
+    return counts
+
+
+def counts_frame(counts: np.ndarray, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> pd.DataFrame:
+    """The ``threshold_counts`` frame of an array of ``counts_at_thresholds`` counts."""
+    counts = np.asarray(counts)
+    return pd.DataFrame({"threshold": [float(t) for t in thresholds], "tp": counts[:, 0].astype(int),
+                         "predicted": counts[:, 1].astype(int), "labelled": counts[:, 2].astype(int)})
+
+
+def threshold_counts(module: Any, dataset: Any, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> pd.DataFrame:
+    """Per threshold, the summed ``tp``, ``predicted`` and ``labelled`` counts of a detection module (eval mode) on
+    ``dataset`` (``counts_at_thresholds`` over its tiles)."""
     if getattr(module, "task", None) != "detection":
         raise ValueError(f"threshold search needs a detection module, got task {getattr(module, 'task', None)!r}")
     thresholds = [float(t) for t in thresholds]
     if not thresholds or any(not 0.0 <= t <= 1.0 for t in thresholds):
         raise ValueError(f"thresholds={thresholds} must be values in [0, 1]")
-    radius = module.metrics_cfg["point_radius"]
-    totals = {t: [0, 0, 0] for t in thresholds}
-    saved = dict(module.postprocess_cfg)
+    totals = np.zeros((len(thresholds), 3), dtype=np.int64)
     module.eval()
-    try:
-        with torch.no_grad():
-            for batch in DataLoader(dataset, batch_size=1, shuffle=False):
-                outputs, batch = module.crop_to_images(module(batch["image"]), batch)
-                labels, _ = module.label_boxes(batch["instances"], batch)
-                labels = labels.cpu()
-                for threshold in thresholds:
-                    module.postprocess_cfg["score_threshold"] = threshold
-                    predicted = module.detect(outputs, tuple(batch["instances"].shape[-2:])).of_image(0)[0].cpu()
-                    if radius:
-                        tp, fp, _ = point_matching_counts(box_centres(labels), box_centres(predicted), radius)
-                    else:
-                        tp, fp, _ = box_matching_counts(labels, predicted, module.metrics_cfg["iou_threshold"])
-                    counts = totals[threshold]
-                    counts[0], counts[1], counts[2] = counts[0] + tp, counts[1] + tp + fp, counts[2] + len(labels)
-    finally:
-        module.postprocess_cfg.update(saved)
-    return pd.DataFrame([{"threshold": t, "tp": c[0], "predicted": c[1], "labelled": c[2]} for t, c in totals.items()])
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=1, shuffle=False):
+            outputs, batch = module.crop_to_images(module(batch["image"]), batch)
+            labels, _ = module.label_boxes(batch["instances"], batch)
+            totals += counts_at_thresholds(module, outputs, [labels], tuple(batch["instances"].shape[-2:]), thresholds)
+    return counts_frame(totals, thresholds)
 
 
 def _f1(precision: pd.Series, recall: pd.Series) -> pd.Series:
@@ -91,3 +106,44 @@ def choose_threshold(table: pd.DataFrame, criterion: str = "corrected_f1") -> fl
         raise ValueError(f"criterion={criterion!r} is not a column of the table ({', '.join(table.columns)})")
     best = table[table[criterion] == table[criterion].max()]
     return float(best["threshold"].min())
+
+
+def recall_count_table(counts: pd.DataFrame) -> pd.DataFrame:
+    """For a test split that is not exhaustive: per threshold the ``exclusive_recall`` (found among the annotated
+    objects) and ``count_ratio`` (predicted over annotated objects). The two belong together: exclusive recall alone
+    rewards predicting everywhere, which shows as a count ratio far above 1 / (the fraction annotated)."""
+    table = threshold_table(counts, sparsity=1.0)
+    return table[["threshold", "tp", "predicted", "labelled", "exclusive_recall", "count_ratio"]]
+
+
+def draw_recall_vs_count(counts: pd.DataFrame, threshold: float, path: Any, title: str = "") -> Any:
+    """Write ``path`` (PNG): exclusive recall against the count ratio, one point per score threshold (labelled every
+    0.1), the run's ``threshold`` marked. Returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_save_figure
+
+    table = recall_count_table(counts)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(table["count_ratio"], table["exclusive_recall"], marker="o", markersize=3, color="tab:blue")
+    for row in table.itertuples(index=False):
+        if abs(row.threshold * 10 - round(row.threshold * 10)) < 1e-6:
+            ax.annotate(f"{row.threshold:.1f}", (row.count_ratio, row.exclusive_recall), fontsize=7,
+                        textcoords="offset points", xytext=(4, -8))
+    current = table.loc[(table["threshold"] - threshold).abs().idxmin()]
+    ax.plot([current["count_ratio"]], [current["exclusive_recall"]], marker="*", markersize=12, color="tab:red",
+            linestyle="none", label=f"score threshold {threshold:g}")
+    ax.set_xlabel("count ratio (predicted / annotated objects)")
+    ax.set_ylabel("exclusive recall (annotated objects found)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "test labels not exhaustive: recall is bought with count", fontsize=9)
+    fig.tight_layout()
+    atomic_save_figure(path, fig, dpi=120)
+    plt.close(fig)
+    return path

@@ -11,7 +11,9 @@ import pytorch_lightning as pl
 class TestPredictions(pl.Callback):
     """After the first test batch, write ``path``: up to ``max_images`` test samples side by side with the
     labels in green and the predictions in magenta (instance outlines for segmentation, boxes for
-    detection). Works with modules that provide ``draw_predictions(batch, max_images)``.
+    detection). Works with modules that provide ``draw_predictions(batch, max_images)``. After a detection test
+    on labels that are not exhaustive, also ``test_recall_vs_count.png`` (and ``.csv``) beside it: exclusive recall
+    against the count ratio over score thresholds (``analysis.thresholds.draw_recall_vs_count``).
 
     Args:
         path: PNG to write (the run folder's ``test_predictions.png`` in ``conf/callbacks/default.yaml``).
@@ -31,3 +33,14 @@ class TestPredictions(pl.Callback):
         from ..io import atomic_save_image
 
         atomic_save_image(self.path, side_by_side(pl_module.draw_predictions(batch, self.max_images)))
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        counts = pl_module.test_threshold_counts(reset=True) if hasattr(pl_module, "test_threshold_counts") else None
+        if counts is None or not trainer.is_global_zero:  # (under DDP: rank 0's share of the test images)
+            return
+        from ..analysis.thresholds import draw_recall_vs_count, recall_count_table
+        from ..io import atomic_write_text
+
+        stem = self.path.with_name("test_recall_vs_count")
+        atomic_write_text(stem.with_suffix(".csv"), recall_count_table(counts).to_csv(index=False))
+        draw_recall_vs_count(counts, pl_module.score_threshold(), stem.with_suffix(".png"))

@@ -116,7 +116,8 @@ def load_predictor(checkpoint: str | Path, device: str = "auto", precision: str 
     """The tile predictor of an ``ece-train`` checkpoint (segmentation or detection, told by its model).
 
     ``segmentation``: ``threshold`` (foreground probability, default 0.5) and ``postprocess`` (entries override
-    the run's own); ``detection``: ``score_threshold`` and ``nms_iou`` (None: the run's own).
+    the run's own); ``detection``: ``score_threshold`` and ``nms_iou`` (None: the run's own; a run's ``auto``
+    threshold is the one its last validation chose).
     """
     from ..models import MODELS
     from ..runs.checkpoints import read_checkpoint
@@ -128,8 +129,11 @@ def load_predictor(checkpoint: str | Path, device: str = "auto", precision: str 
     run_post = dict(hparams.get("postprocess") or {})
     if getattr(net, "task", None) == "detection":
         given = {k: v for k, v in (detection or {}).items() if v is not None}
-        options = {"score_threshold": run_post.get("score_threshold", 0.5), "nms_iou": run_post.get("nms_iou", 0.2),
-                   **given}
+        run_threshold = run_post.get("score_threshold", 0.5)
+        if run_threshold == "auto":  # chosen on the run's validation split, kept in the checkpoint (0.5 if never)
+            chosen = state["state_dict"].get("chosen_score_threshold")
+            run_threshold = round(float(chosen), 6) if chosen is not None and bool(torch.isfinite(chosen)) else 0.5
+        options = {"score_threshold": run_threshold, "nms_iou": run_post.get("nms_iou", 0.2), **given}
         return DetectionTiles(net, net.stride, net.anchor, score_threshold=options["score_threshold"],
                               nms_iou=options["nms_iou"], fixed_box_size=hparams.get("fixed_box_size"), device=device,
                               precision=precision)

@@ -33,6 +33,8 @@ class Evaluation:
     metrics: dict[str, float]
     per_image: pd.DataFrame
     picture: np.ndarray | None
+    #: detection on labels that are not exhaustive: counts per score threshold (``analysis.thresholds``)
+    threshold_counts: pd.DataFrame | None = None
 
 
 def load_checkpoint_module(checkpoint: str | Path) -> pl.LightningModule:
@@ -72,6 +74,8 @@ def evaluate(module: pl.LightningModule, dataset: Any, image_ids: list[str], bat
     metrics = module.make_metrics("test/")
     loss = WeightedMean()
     records: list[dict[str, Any]] = []
+    if hasattr(module, "test_threshold_counts"):
+        module.test_threshold_counts(reset=True)
     module.eval()
     with torch.no_grad():
         for batch in DataLoader(dataset, batch_size=batch_size if dataset.uniform else 1, shuffle=False):
@@ -88,7 +92,8 @@ def evaluate(module: pl.LightningModule, dataset: Any, image_ids: list[str], bat
             sample = {key: torch.as_tensor(value)[None] for key, value in dataset[index].items()}
             drawn += module.draw_predictions(sample, 1)
         picture = side_by_side(drawn)
-    return Evaluation(results, per_image_table(records, module.task), picture)
+    counts = module.test_threshold_counts(reset=True) if hasattr(module, "test_threshold_counts") else None
+    return Evaluation(results, per_image_table(records, module.task), picture, counts)
 
 
 def per_image_table(records: list[dict[str, Any]], task: str) -> pd.DataFrame:
@@ -166,7 +171,8 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
         "loss": trained.get("loss"), "sparsity": trained.get("sparsity"), "seed": trained.get("seed"),
         "trained_on": trained.get("trained_on"), "checkpoint": str(checkpoint.resolve()), "evaluated_sparsity": float(cfg.sparsity),
         "images": int(len(evaluation.per_image)), "tiles": int(len(dataset)),
-        "exhaustive_test": bool(dataset_cfg.get("exhaustive_test", True)), "postprocess": dict(module.postprocess_cfg),
+        "exhaustive_test": bool(dataset_cfg.get("exhaustive_test", True)), "postprocess": (module.postprocess_settings() if hasattr(module, "postprocess_settings")
+                        else dict(module.postprocess_cfg)),
         **({"labels": trained["labels"]} if "labels" in trained else {}),
         **evaluation.metrics,
     }
@@ -174,6 +180,12 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
     atomic_write_text(output / "per_image.csv", evaluation.per_image.to_csv(index=False))
     if evaluation.picture is not None:
         atomic_save_image(output / "predictions.png", evaluation.picture)
+    if evaluation.threshold_counts is not None:  # labels not exhaustive: exclusive recall against count ratio
+        from ..analysis.thresholds import draw_recall_vs_count, recall_count_table
+
+        atomic_write_text(output / "recall_vs_count.csv",
+                          recall_count_table(evaluation.threshold_counts).to_csv(index=False))
+        draw_recall_vs_count(evaluation.threshold_counts, module.score_threshold(), output / "recall_vs_count.png")
     return output, evaluation
 
 

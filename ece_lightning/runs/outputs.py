@@ -49,5 +49,8 @@ def run_metrics(cfg: DictConfig, trainer: pl.Trainer, test_results: dict[str, fl
     for key, value in (trainer.callback_metrics if fit_results is None else fit_results).items():
         if key.startswith(("val/", "train/loss_epoch", "train/pseudo_share")):
             metrics[key] = float(value)
+    module = trainer.lightning_module
+    if getattr(module, "auto_threshold", False):  # score_threshold auto: the one the last validation chose
+        metrics["score_threshold"] = module.score_threshold()
     metrics.update({key: float(value) for key, value in test_results.items()})
     return metrics

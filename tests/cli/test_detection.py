@@ -3,6 +3,7 @@
 import csv
 import json
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -30,6 +31,7 @@ def test_detection_run_reports_f1_precision_recall(detection_run):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert "test/exclusive_recall" not in metrics  # the synthetic test set is exhaustive
     assert "test/dice" not in metrics
+    assert not (detection_run / "test_recall_vs_count.png").exists()  # exhaustive test labels: F1 says it all
 
 
 def test_detection_run_logs_the_ece_schedule_and_loss_parts(detection_run):
@@ -53,6 +55,14 @@ def test_a_test_set_that_is_not_exhaustive_reports_only_exclusive_recall(tmp_pat
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["test/exclusive_recall"] <= 1.0 and metrics["exhaustive_test"] is False
     assert not {"test/f1", "test/precision", "test/recall"} & set(metrics)
+    # exclusive recall alone rewards predicting everywhere: the count ratio and its curve over thresholds go beside
+    assert metrics["test/count_ratio"] >= 0.0
+    curve = pd.read_csv(out / "test_recall_vs_count.csv")
+    assert len(curve) == 19 and curve["predicted"].is_monotonic_decreasing
+    at_run_threshold = curve[curve["threshold"].round(2) == 0.5].iloc[0]
+    assert at_run_threshold["count_ratio"] == pytest.approx(metrics["test/count_ratio"])
+    assert at_run_threshold["exclusive_recall"] == pytest.approx(metrics["test/exclusive_recall"])
+    assert Image.open(out / "test_recall_vs_count.png").size[0] > 300
 
 
 def test_a_segmentation_model_for_detection_is_refused_with_the_fix(tmp_path):

@@ -16,7 +16,8 @@ SEGMENTATION = ["trainer.max_epochs=6", "model.base_channels=8", "model.depth=3"
                 "dataset.num_val=4", "dataset.num_test=6", "dataset.batch_size=8", "optimizer.lr=3e-3", "logger=none",
                 "task.postprocess.method=watershed"]
 DETECTION = ["experiment=demo_detection", "trainer.max_epochs=10", "dataset.num_train=48", "dataset.num_val=4",
-             "dataset.num_test=6", "logger=none", "sparsity=0.5"]
+             "dataset.num_test=6", "logger=none", "sparsity=0.5",
+             "task.postprocess.score_threshold=auto"]  # chosen on the sparse validation split, kept in the checkpoint
 
 
 def _train(root, args):
@@ -62,6 +63,13 @@ def test_own_test_split_gives_exactly_the_runs_test_metrics(task, segmentation_r
         counts = per_image[["tp", "fp", "fn"]].sum()
         assert 2 * counts.tp / (2 * counts.tp + counts.fp + counts.fn) == pytest.approx(metrics["test/f1"], abs=1e-6)
         assert (per_image["predicted_objects"] == per_image["tp"] + per_image["fp"]).all()
+        # the threshold the last validation chose is the one the test and ece-eval (and ece-predict) use
+        from ece_lightning.analysis.thresholds import DEFAULT_THRESHOLDS
+        from ece_lightning.inference.predictors import load_predictor
+
+        chosen = trained["score_threshold"]
+        assert chosen in DEFAULT_THRESHOLDS and metrics["postprocess"]["score_threshold"] == chosen
+        assert load_predictor(run / "checkpoints" / "last.ckpt", device="cpu").score_threshold == chosen
     picture = Image.open(tmp_path / "eval" / "predictions.png")
     assert picture.size[0] > 4 * 96 and f"{main} |" in stdout
 
@@ -123,6 +131,26 @@ def test_bad_input_is_named_and_nothing_is_written(segmentation_run, tmp_path, a
     result = run_cli("ece-eval", *given.values(), f"output={out}", f"paths.cache_dir={tmp_path / 'cache'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert message in result.stderr
+    assert not out.exists()
+
+
+def test_detection_on_labels_that_are_not_exhaustive_draws_recall_against_count(detection_run, tmp_path):
+    metrics, _, _ = _evaluate(detection_run, tmp_path / "eval", "dataset=synthetic", "dataset.num_test=3",
+                              "dataset.exhaustive_test=false")
+    assert set(metrics) & {"test/exclusive_recall", "test/count_ratio"} == {"test/exclusive_recall", "test/count_ratio"}
+    assert "test/f1" not in metrics
+    curve = pd.read_csv(tmp_path / "eval" / "recall_vs_count.csv")
+    row = curve.loc[(curve["threshold"] - metrics["postprocess"]["score_threshold"]).abs().idxmin()]
+    assert row["exclusive_recall"] == pytest.approx(metrics["test/exclusive_recall"])
+    assert Image.open(tmp_path / "eval" / "recall_vs_count.png").size[0] > 300
+
+
+def test_an_auto_threshold_cannot_be_chosen_at_evaluation(detection_run, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("ece-eval", f"checkpoint={detection_run / 'checkpoints' / 'last.ckpt'}", f"output={out}",
+                     "+postprocess.score_threshold=auto")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "postprocess.score_threshold=auto is chosen while training" in result.stderr
     assert not out.exists()
 
 

@@ -59,6 +59,28 @@ def test_report_of_segmentation_and_detection_runs_has_both_metric_families(tmp_
     assert lines[0] == "| dataset | task | model | loss | sparsity | seed | dice | aji | f1 | precision | recall | epochs | wall_s |"
     assert "| synthetic | detection | yollo | ece | 0.300 | 0 |  |  | 0.700 | 0.800 | 0.600 | 2 | 1.000 |" in lines
     assert (tmp_path / "dice_vs_sparsity.png").is_file() and (tmp_path / "f1_vs_sparsity.png").is_file()
+    assert "| synthetic | ece | 0.800 |" in (tmp_path / "table_detection_precision.md").read_text()
+    assert "| synthetic | ece | 0.700 (P 0.80, R 0.60; n=1) |" in (tmp_path / "table_detection_summary.md").read_text()
+    assert not (tmp_path / "table_detection_point_summary.md").exists()  # no run has point F1
+
+
+def test_detection_summary_puts_precision_recall_and_count_beside_f1_over_seeds(tmp_path):
+    for seed, (f1, precision, recall, count) in enumerate(((0.5, 0.6, 0.4, 0.7), (0.7, 0.8, 0.6, 0.8))):
+        run = tmp_path / f"det{seed}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({
+            "dataset": "cpm15", "task": "detection", "model": "yollo", "loss": "ece", "sparsity": 0.3, "seed": seed,
+            "epochs": 2, "wall_s": 1.0, "test/f1": f1, "test/precision": precision, "test/recall": recall,
+            "test/count_ratio": count, "test/point_f1": f1 + 0.1, "test/point_precision": precision,
+            "test/point_recall": recall}))
+    assert main([str(tmp_path)]) == 0
+    summary = (tmp_path / "table_detection_summary.md").read_text().splitlines()
+    assert summary[0] == "| dataset | loss | F1 (P, R, count) @ 0.3 |"
+    assert summary[2] == "| cpm15 | ece | 0.600 ± 0.141 (P 0.70, R 0.50, count 0.75; n=2) |"
+    points = (tmp_path / "table_detection_point_summary.md").read_text()
+    assert "| cpm15 | ece | 0.700 ± 0.141 (P 0.70, R 0.50, count 0.75; n=2) |" in points
+    assert "| cpm15 | ece | 0.500 ± 0.141 |" in (tmp_path / "table_detection_recall.md").read_text()
+    assert (tmp_path / "point_f1_vs_sparsity.png").stat().st_size > 1000
 
 
 def test_paper_rows_stand_beside_ours_where_the_paper_has_them(tmp_path):

@@ -263,3 +263,16 @@ def test_the_recommended_sparse_label_loss_composes_and_follows_sparsity():
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         demo = compose(config_name="train", overrides=["experiment=demo"], return_hydra_config=True).hydra
     assert "pu" in demo.sweeper.params.loss.split(",")
+
+
+@pytest.mark.parametrize("experiment, dataset", [("cpm15_detection", "cpm15"), ("monuseg_detection", "monuseg")])
+def test_detection_recipes_sweep_every_objectness_loss_sparsity_and_seed(experiment, dataset):
+    cfg = _sweep(experiment)
+    params = cfg.hydra.sweeper.params
+    assert params.loss.split(",") == ["ce", "ece", "ece_exhaustive", "pu"] and _jobs(params) == 48
+    assert params.sparsity == "0.1,0.3,0.6,1.0" and params.seed == "0,1,2"
+    assert cfg.dataset.name == dataset and cfg.task.metrics.point_radius == 8.0 and cfg.hydra.launcher.n_jobs == 2
+    for loss in params.loss.split(","):
+        validate_config(_compose(f"experiment={experiment}", f"loss={loss}", "sparsity=0.1"))
+    points = _sweep(experiment.replace("detection", "points")).hydra.sweeper.params  # the points recipes narrow it
+    assert points.loss == "ce,ece" and points.sparsity == "0.3,1.0" and "dataset.point_labels" in points

@@ -104,3 +104,52 @@ def test_a_teacher_with_the_automatic_pu_prior_is_refused_with_the_reason():
     with pytest.raises(ConfigError, match="task.teacher with loss=pu \\(prior auto\\)"):
         SegmentationModule(model=model, loss={"name": "pu", "sparsity": 0.3}, teacher={"momentum": 0.9})
     SegmentationModule(model=model, loss={"name": "pu", "sparsity": 0.3, "prior": 0.16}, teacher={"momentum": 0.9})
+
+
+class _FixedOutputs(nn.Module):
+    """A detection 'network' whose outputs are given: the teacher's detections are then known."""
+
+    def __init__(self, outputs: torch.Tensor):
+        super().__init__()
+        self.register_buffer("outputs", outputs)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.outputs.expand(len(images), -1, -1, -1)
+
+
+def test_detection_teacher_adds_its_confident_boxes_that_overlap_no_label():
+    from ece_lightning.modules import DetectionModule
+
+    module = DetectionModule(model={"name": "yollo", "base_channels": 4, "depth": 2, "anchor": 8.0},
+                             loss={"name": "ece"}, teacher={"threshold": 0.9, "start": 0.0})
+    outputs = torch.zeros(1, 5, 8, 8)  # 32-px images at stride 4; sizes = the anchor, centres mid-cell
+    outputs[0, 0] = -6.0
+    outputs[0, 0, 1, 1], outputs[0, 0, 5, 5], outputs[0, 0, 2, 6] = 6.0, 6.0, 1.0  # p 0.998, 0.998, 0.73
+    module.teacher.net = _FixedOutputs(outputs)
+    labels = torch.tensor([[2.0, 2.0, 10.0, 10.0]])  # the nucleus at cell (1, 1) is annotated
+    boxes, image_index, added = module.pseudo_boxes(torch.rand(1, 3, 32, 32), labels, torch.tensor([0]))
+    assert added == 1 and image_index.tolist() == [0, 0]  # cell (5, 5); cell (2, 6) is below the threshold
+    torch.testing.assert_close(boxes[0], labels[0])
+    centre = (boxes[1, :2] + boxes[1, 2:]) / 2
+    torch.testing.assert_close(centre, torch.tensor([22.0, 22.0]))  # (5 + 0.5) * stride 4
+    # no labels in the image: every confident detection is added
+    _, _, added = module.pseudo_boxes(torch.rand(2, 3, 32, 32), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+    assert added == 4
+
+
+def test_the_detection_teacher_trains_through_the_cli_and_travels_in_the_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    teacher = "task.teacher={momentum: 0.9, threshold: 0.6, start: 0.0}"
+    result = run_cli("ece-train", "task=detection", "model=yollo", *TINY, "trainer.max_epochs=3", "loss=ece",
+                     "sparsity=0.5", teacher, f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["train/pseudo_share"] <= 1.0
+    state = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert sorted(k for k in state if k.startswith("teacher.net.")) == sorted(
+        "teacher." + k for k in state if k.startswith("net."))
+    with pytest.raises(ConfigError, match="task.teacher with loss=pu \\(prior auto\\)"):
+        from ece_lightning.modules import DetectionModule
+
+        DetectionModule(model={"name": "yollo", "base_channels": 4, "depth": 2}, loss={"name": "pu", "sparsity": 0.3},
+                        teacher={"momentum": 0.9})
