@@ -165,14 +165,16 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
     output = Path(str(cfg.output)) if cfg.get("output") else (
         Path(str(cfg.paths.log_dir)) / "eval" / (run_dir.name if run_dir else checkpoint.stem)
         / f"{dataset_cfg['name']}-{cfg.split}{_postprocess_suffix(cfg.get('postprocess'))}")
+    # the settings in use: a detector's threshold chosen in training (auto) is written as the number it chose
+    postprocess = (module.postprocess_settings() if hasattr(module, "postprocess_settings")
+                   else dict(module.postprocess_cfg))
     metrics = {
         "dataset": dataset_cfg["name"], "split": str(cfg.split), "task": module.task,
         "model": module.hparams["model"]["name"],
         "loss": trained.get("loss"), "sparsity": trained.get("sparsity"), "seed": trained.get("seed"),
         "trained_on": trained.get("trained_on"), "checkpoint": str(checkpoint.resolve()), "evaluated_sparsity": float(cfg.sparsity),
         "images": int(len(evaluation.per_image)), "tiles": int(len(dataset)),
-        "exhaustive_test": bool(dataset_cfg.get("exhaustive_test", True)), "postprocess": (module.postprocess_settings() if hasattr(module, "postprocess_settings")
-                        else dict(module.postprocess_cfg)),
+        "exhaustive_test": bool(dataset_cfg.get("exhaustive_test", True)), "postprocess": postprocess,
         **({"labels": trained["labels"]} if "labels" in trained else {}),
         **evaluation.metrics,
     }
