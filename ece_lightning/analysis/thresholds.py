@@ -147,3 +147,15 @@ def draw_recall_vs_count(counts: pd.DataFrame, threshold: float, path: Any, titl
     atomic_save_figure(path, fig, dpi=120)
     plt.close(fig)
     return path
+
+
+def write_recall_vs_count(counts: pd.DataFrame, threshold: float, stem: Any) -> tuple[Any, Any]:
+    """``<stem>.csv`` (``recall_count_table``) and ``<stem>.png`` (``draw_recall_vs_count``) of a test on labels that
+    are not exhaustive; returns both paths."""
+    from pathlib import Path
+
+    from ..io import atomic_write_text
+
+    stem = Path(stem)
+    csv = atomic_write_text(stem.with_suffix(".csv"), recall_count_table(counts).to_csv(index=False))
+    return csv, draw_recall_vs_count(counts, threshold, stem.with_suffix(".png"))

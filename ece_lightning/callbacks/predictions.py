@@ -38,9 +38,6 @@ class TestPredictions(pl.Callback):
         counts = pl_module.test_threshold_counts(reset=True) if hasattr(pl_module, "test_threshold_counts") else None
         if counts is None or not trainer.is_global_zero:  # (under DDP: rank 0's share of the test images)
             return
-        from ..analysis.thresholds import draw_recall_vs_count, recall_count_table
-        from ..io import atomic_write_text
+        from ..analysis.thresholds import write_recall_vs_count
 
-        stem = self.path.with_name("test_recall_vs_count")
-        atomic_write_text(stem.with_suffix(".csv"), recall_count_table(counts).to_csv(index=False))
-        draw_recall_vs_count(counts, pl_module.score_threshold(), stem.with_suffix(".png"))
+        write_recall_vs_count(counts, pl_module.score_threshold(), self.path.with_name("test_recall_vs_count"))

@@ -131,8 +131,9 @@ def load_predictor(checkpoint: str | Path, device: str = "auto", precision: str 
         given = {k: v for k, v in (detection or {}).items() if v is not None}
         run_threshold = run_post.get("score_threshold", 0.5)
         if run_threshold == "auto":  # chosen on the run's validation split, kept in the checkpoint (0.5 if never)
-            chosen = state["state_dict"].get("chosen_score_threshold")
-            run_threshold = round(float(chosen), 6) if chosen is not None and bool(torch.isfinite(chosen)) else 0.5
+            from ..postprocess.detection import chosen_score_threshold
+
+            run_threshold = chosen_score_threshold(state["state_dict"].get("chosen_score_threshold"), 0.5)
         options = {"score_threshold": run_threshold, "nms_iou": run_post.get("nms_iou", 0.2), **given}
         return DetectionTiles(net, net.stride, net.anchor, score_threshold=options["score_threshold"],
                               nms_iou=options["nms_iou"], fixed_box_size=hparams.get("fixed_box_size"), device=device,

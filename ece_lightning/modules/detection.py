@@ -13,7 +13,7 @@ from ..data.targets import instance_boxes
 from ..errors import ConfigError, config_key
 from ..losses.detection import DetectionLoss
 from ..metrics import BoxF1, PointF1
-from ..postprocess.detection import Detections, check_detection_options, detect
+from ..postprocess.detection import Detections, check_detection_options, chosen_score_threshold, detect
 from ..registry import check_arguments
 from .base import TaskModule
 from .teacher import build_teacher
@@ -76,11 +76,7 @@ class DetectionModule(TaskModule):
             raise ConfigError(f"task.fixed_box_size={fixed_box_size!r} must be a side in pixels > 0, or null (learn "
                               "box sizes)")
         self.fixed_box_size = None if fixed_box_size is None else float(fixed_box_size)
-        self.teacher = build_teacher(dict(teacher or {}), self.net)
-        if self.teacher is not None and loss.get("name") == "pu" and loss.get("prior", "auto") == "auto":
-            raise ConfigError("task.teacher with loss=pu (prior auto): pseudo-labelled cells would count as annotated "
-                              "and inflate the prior taken from the annotated share; use loss=ce or loss=ece with "
-                              "a teacher, or give loss.prior a number")
+        self.teacher = build_teacher(dict(teacher or {}), self.net, loss)
         loss_weights = dict(loss_weights or {})
         check_arguments(DetectionLoss, loss_weights, prefix="task.loss_weights",
                         supplied=("objectness", "stride", "anchor", "regress_size"))
@@ -135,8 +131,8 @@ class DetectionModule(TaskModule):
     def score_threshold(self) -> float:
         """The objectness threshold detections use: the last one chosen on validation data with ``auto``, else the
         configured one."""
-        if self.auto_threshold and bool(torch.isfinite(self.chosen_score_threshold)):
-            return round(float(self.chosen_score_threshold), 6)  # the grid's value, whatever the buffer's dtype
+        if self.auto_threshold:
+            return chosen_score_threshold(self.chosen_score_threshold, self.postprocess_cfg["score_threshold"])
         return self.postprocess_cfg["score_threshold"]
 
     def postprocess_settings(self) -> dict[str, Any]:

@@ -48,11 +48,7 @@ class SegmentationModule(TaskModule):
             raise ConfigError(f"model.num_classes={classes!r} must be an integer >= 2 (background + foreground "
                               "classes)")
         self.build_network(model, speed)
-        self.teacher = build_teacher(dict(teacher or {}), self.net)
-        if self.teacher is not None and loss.get("name") == "pu" and loss.get("prior", "auto") == "auto":
-            raise ConfigError("task.teacher with loss=pu (prior auto): pseudo-labelled pixels would count as annotated "
-                              "and inflate the prior taken from the annotated share; use loss=ce or loss=ece with "
-                              "a teacher, or give loss.prior a number")
+        self.teacher = build_teacher(dict(teacher or {}), self.net, loss)
         with config_key("loss"):
             self.criterion = LOSSES.build(loss)
         self.pixel_state_channels = int(classes)

@@ -78,12 +78,19 @@ class MeanTeacher(nn.Module):
         return f"momentum={self.momentum}, threshold={self.threshold}, start={self.start}"
 
 
-def build_teacher(config: dict[str, Any] | None, net: nn.Module) -> MeanTeacher | None:
-    """The teacher of a ``task.teacher`` config (``None`` or ``{}``: no self-training); unknown keys are named."""
+def build_teacher(config: dict[str, Any] | None, net: nn.Module, loss: dict[str, Any] | None = None
+                  ) -> MeanTeacher | None:
+    """The teacher of a ``task.teacher`` config (``None`` or ``{}``: no self-training); unknown keys are named, and
+    so is the run's ``loss`` config where it cannot take pseudo-labels (``pu`` with its automatic prior)."""
     if not config:
         return None
     allowed = ("momentum", "threshold", "start")
     unknown = sorted(set(config) - set(allowed))
     if unknown:
         raise ConfigError(f"task.teacher has unknown key(s) {', '.join(unknown)}; valid: {', '.join(allowed)}")
+    loss = loss or {}
+    if loss.get("name") == "pu" and loss.get("prior", "auto") == "auto":
+        raise ConfigError("task.teacher with loss=pu (prior auto): pseudo-labels would count as annotated and inflate "
+                          "the prior taken from the annotated share; use loss=ce or loss=ece with a teacher, or give "
+                          "loss.prior a number")
     return MeanTeacher(net, **config)

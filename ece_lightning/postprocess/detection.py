@@ -50,6 +50,14 @@ def decode_grid(outputs: torch.Tensor, stride: int, anchor: float, box_side: flo
     return boxes, torch.sigmoid(outputs[:, 0])
 
 
+def chosen_score_threshold(chosen: torch.Tensor | None, configured: float) -> float:
+    """The score threshold a detector trained with ``score_threshold: auto`` uses: its buffer ``chosen`` (the grid
+    value, rounded back from the buffer's dtype) once a validation has set it, else ``configured``."""
+    if chosen is None or not bool(torch.isfinite(chosen)):
+        return float(configured)
+    return round(float(chosen), 6)
+
+
 def check_detection_options(score_threshold: float = 0.5, nms_iou: float = 0.2, max_detections: int = 1000
                             ) -> dict[str, float | int]:
     """The detection post-processing settings, checked (see ``detect``); returns them as a dict."""

@@ -183,11 +183,9 @@ def evaluate_checkpoint(cfg: Any) -> tuple[Path, Evaluation]:
     if evaluation.picture is not None:
         atomic_save_image(output / "predictions.png", evaluation.picture)
     if evaluation.threshold_counts is not None:  # labels not exhaustive: exclusive recall against count ratio
-        from ..analysis.thresholds import draw_recall_vs_count, recall_count_table
+        from ..analysis.thresholds import write_recall_vs_count
 
-        atomic_write_text(output / "recall_vs_count.csv",
-                          recall_count_table(evaluation.threshold_counts).to_csv(index=False))
-        draw_recall_vs_count(evaluation.threshold_counts, module.score_threshold(), output / "recall_vs_count.png")
+        write_recall_vs_count(evaluation.threshold_counts, module.score_threshold(), output / "recall_vs_count")
     return output, evaluation
 
 
