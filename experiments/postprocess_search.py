@@ -1,13 +1,18 @@
-"""Instance post-processing chosen on validation data: every (method, min_size, min_distance) of a grid scored by
+"""Post-processing chosen on validation data: every (threshold, method, min_size, min_distance) of a grid scored by
 the AJI on the exhaustively annotated validation images of the chosen runs; the setting with the best mean is then
 applied to their test images (reported, never used to choose), beside the trained setting.
 
     python experiments/postprocess_search.py outputs/cpm15_benchmark --runs ce:1.0 ece:0.3 pu:0.3 \
         --out experiments/results/sparse_methods/cpm15_postprocess.md
+    # the foreground probability threshold too, one choice per loss (each loss calibrates differently):
+    python experiments/postprocess_search.py outputs/monuseg_benchmark --runs ce:1.0 pu:0.3 \
+        --thresholds 0.4 0.5 0.6 0.7 --per-loss --out experiments/results/sparse_methods/monuseg_postprocess.md
 
-One setting per dataset for every loss, so the rows stay comparable. Validation labels are taken exhaustive
-(sparsity 1.0): a user with sparse validation labels would choose on them instead (AJI against sparse labels
-punishes every unannotated nucleus found), so the numbers say what tuning can gain, not how to tune blind.
+Without ``--per-loss`` one setting per dataset serves every loss, so the rows stay comparable; with it each
+(loss, sparsity) gets the best setting of its own runs (``task.postprocess`` of that recipe). Validation labels are
+taken exhaustive (sparsity 1.0): a user with sparse validation labels would choose on them instead (AJI against
+sparse labels punishes every unannotated nucleus found), so the numbers say what tuning can gain, not how to tune
+blind.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ece_lightning.analysis.postprocess_search import (
     candidate_grid,
     foreground_samples,
     score_settings,
+    scores_of,
 )
 from ece_lightning.analysis.sweeps import values_cell
 from ece_lightning.analysis.tables import markdown
@@ -43,18 +49,35 @@ def split_samples(run_dir: Path, split: str) -> tuple[object, list]:
     return module, foreground_samples(module, dataset)
 
 
+def _setting_text(setting: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in setting.items())
+
+
+def _rows_for(setting_rows: pd.DataFrame, names: list[str], setting: dict) -> pd.DataFrame:
+    mask = setting_rows["run"].isin(names)
+    for key, value in setting.items():
+        mask &= setting_rows[key] == value
+    return setting_rows[mask]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep folders of one dataset")
     parser.add_argument("--runs", nargs="+", default=["ce:1.0", "ece:0.3"], help="loss:sparsity entries")
     parser.add_argument("--out", type=Path, required=True, help="Markdown file (a CSV is written beside it)")
+    parser.add_argument("--thresholds", nargs="+", type=float, default=None,
+                        help="foreground probability thresholds to try (default: the trained 0.5 only)")
+    parser.add_argument("--methods", nargs="+", default=["watershed", "components"])
+    parser.add_argument("--min-distances", nargs="+", type=int, default=[4, 6, 8, 10, 12])
+    parser.add_argument("--min-sizes", nargs="+", type=int, default=[0, 10, 20, 40])
+    parser.add_argument("--per-loss", action="store_true", help="choose a setting per loss:sparsity entry")
     args = parser.parse_args(argv)
     wanted = [(entry.split(":")[0], float(entry.split(":")[1])) for entry in args.runs]
     runs = [run for sweep in args.sweeps for run in runs_of(sweep, wanted)]
     if not runs:
         print(f"no finished runs of {', '.join(args.runs)} under {', '.join(map(str, args.sweeps))}", file=sys.stderr)
         return 2
-    grid = candidate_grid()
+    grid = candidate_grid(args.methods, args.min_distances, args.min_sizes, thresholds=args.thresholds)
     val, test, trained = {}, {}, {}
     for run in runs:
         run["name"] = name = f"{run['run_dir'].parent.name}/{run['run_dir'].name}"
@@ -63,28 +86,34 @@ def main(argv: list[str] | None = None) -> int:
         trained[name] = dict(module.postprocess_cfg)
         print(f"{run['loss']} @ {run['sparsity']} seed {run['seed']}: {len(val[name])} val, {len(test[name])} test tiles")
     scores = score_settings(val, grid)
-    chosen = best_setting(scores)
-    keys = list(chosen)
-    by_setting = scores.groupby(keys, sort=False)["aji"].agg(["mean", "std"]).reset_index()
-    by_setting = by_setting.sort_values("mean", ascending=False)
+    shared = best_setting(scores)
+    keys = list(shared)
     rows = []
     for (loss, sparsity) in wanted:
-        group = [run for run in runs if (run["loss"], float(run["sparsity"])) == (loss, sparsity)]
+        group = [run["name"] for run in runs if (run["loss"], float(run["sparsity"])) == (loss, sparsity)]
         if not group:
             continue
-        own = [aji_of(test[r["name"]], trained[r["name"]]) for r in group]
-        tuned = [aji_of(test[r["name"]], chosen) for r in group]
-        val_own = [aji_of(val[r["name"]], trained[r["name"]]) for r in group]
-        val_tuned = scores[(scores["run"].isin([r["name"] for r in group]))
-                           & (scores[keys] == pd.Series(chosen)).all(axis=1)]["aji"].tolist()
+        chosen = best_setting(scores[scores["run"].isin(group)]) if args.per_loss else shared
+        own_test = [scores_of(test[name], trained[name]) for name in group]
+        tuned_test = [scores_of(test[name], chosen) for name in group]
+        val_own = [aji_of(val[name], trained[name]) for name in group]
+        val_tuned = _rows_for(scores, group, chosen)["aji"].tolist()
         rows.append({"loss @ annotated": f"{loss} @ {sparsity:.0%}", "seeds": len(group),
+                     **({"chosen": _setting_text(chosen)} if args.per_loss else {}),
                      "val AJI, trained setting": values_cell(val_own), "val AJI, chosen": values_cell(val_tuned),
-                     "test AJI, trained setting": values_cell(own), "test AJI, chosen": values_cell(tuned)})
-    chosen_text = ", ".join(f"{key}={value}" for key, value in chosen.items())
-    text = (f"# Post-processing chosen on validation AJI\n\nChosen (best mean validation AJI over the {len(runs)} runs): "
-            f"**{chosen_text}**; trained setting: {trained[runs[0]['name']]}.\n\n"
+                     "test AJI, trained setting": values_cell([r["aji"] for r in own_test]),
+                     "test AJI, chosen": values_cell([r["aji"] for r in tuned_test]),
+                     "test Dice, trained setting": values_cell([r["dice"] for r in own_test]),
+                     "test Dice, chosen": values_cell([r["dice"] for r in tuned_test])})
+    by_setting = scores.groupby(keys, sort=False)[["aji", "dice"]].agg(["mean", "std"]).reset_index()
+    by_setting.columns = [" ".join(part for part in column if part) if isinstance(column, tuple) else column
+                          for column in by_setting.columns]
+    by_setting = by_setting.sort_values("aji mean", ascending=False).round(3)
+    choice = ("Chosen per loss (best mean validation AJI over each entry's runs), in the table" if args.per_loss else
+              f"Chosen (best mean validation AJI over the {len(runs)} runs): **{_setting_text(shared)}**")
+    text = (f"# Post-processing chosen on validation AJI\n\n{choice}; trained setting: {trained[runs[0]['name']]}.\n\n"
             f"{markdown(list(rows[0]), [list(row.values()) for row in rows])}\n\n"
-            "Every setting, validation AJI mean and std over the runs (best first):\n\n"
+            "Every setting over all the runs, validation AJI and Dice, mean and std (best AJI first):\n\n"
             f"{markdown(list(by_setting.columns), by_setting.head(12).itertuples(index=False))}\n")
     atomic_write_text(args.out, text)
     atomic_write_text(args.out.with_suffix(".csv"), scores.to_csv(index=False))

@@ -69,6 +69,9 @@ class SegmentationTiles(TilePredictor):
             self.postprocess = check_postprocess(dict(postprocess or {}), prefix="segmentation.postprocess")
         except ValueError as error:
             raise PredictError(str(error)) from None
+        if "threshold" in self.postprocess:  # load_predictor resolves it; here it would be a second, ignored one
+            raise PredictError("segmentation.postprocess.threshold: pass the foreground threshold as "
+                               "segmentation.threshold")
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         logits = self.forward(tiles)
@@ -115,8 +118,8 @@ def load_predictor(checkpoint: str | Path, device: str = "auto", precision: str 
                    ) -> TilePredictor:
     """The tile predictor of an ``ece-train`` checkpoint (segmentation or detection, told by its model).
 
-    ``segmentation``: ``threshold`` (foreground probability, default 0.5) and ``postprocess`` (entries override
-    the run's own); ``detection``: ``score_threshold`` and ``nms_iou`` (None: the run's own; a run's ``auto``
+    ``segmentation``: ``threshold`` (foreground probability; None: the run's own ``postprocess.threshold``, 0.5
+    if it has none) and ``postprocess`` (entries override the run's own); ``detection``: ``score_threshold`` and ``nms_iou`` (None: the run's own; a run's ``auto``
     threshold is the one its last validation chose).
     """
     from ..models import MODELS
@@ -138,6 +141,11 @@ def load_predictor(checkpoint: str | Path, device: str = "auto", precision: str 
         return DetectionTiles(net, net.stride, net.anchor, score_threshold=options["score_threshold"],
                               nms_iou=options["nms_iou"], fixed_box_size=hparams.get("fixed_box_size"), device=device,
                               precision=precision)
+    from ..postprocess.segmentation import split_threshold
+
     segmentation = dict(segmentation or {})
-    return SegmentationTiles(net, 2 ** net.depth, postprocess={**run_post, **(segmentation.get("postprocess") or {})},
-                             threshold=segmentation.get("threshold", 0.5), device=device, precision=precision)
+    run_threshold, postprocess = split_threshold({**run_post, **(segmentation.get("postprocess") or {})})
+    threshold = segmentation.get("threshold")
+    return SegmentationTiles(net, 2 ** net.depth, postprocess=postprocess,
+                             threshold=run_threshold if threshold is None else threshold, device=device,
+                             precision=precision)

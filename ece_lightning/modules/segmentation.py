@@ -12,7 +12,12 @@ from ..errors import ConfigError, config_key
 from ..losses import LOSSES
 from ..losses.components import elementwise, reduce_like, split_by_annotation
 from ..metrics import AggregatedJaccardIndex, DiceScore, ForegroundRatio
-from ..postprocess.segmentation import check_postprocess, foreground_from_logits, foreground_to_instances
+from ..postprocess.segmentation import (
+    check_postprocess,
+    foreground_from_logits,
+    foreground_to_instances,
+    split_threshold,
+)
 from .base import TaskModule
 from .teacher import build_teacher
 
@@ -28,8 +33,9 @@ class SegmentationModule(TaskModule):
         loss: registry config of the loss, e.g. ``{"name": "ce"}``.
         optimizer: optimiser registry config (``name``, ``lr``, ``betas``, ``weight_decay``).
         scheduler: learning-rate schedule config (``name``: none | cosine | onecycle, ``warmup``).
-        postprocess: how predicted foreground becomes instances for AJI (``method``: components | watershed,
-            ``min_size``, ``min_distance``; ``postprocess.segmentation.foreground_to_instances``).
+        postprocess: ``threshold`` (foreground probability of a pixel, default 0.5: the most likely class) and
+            how the foreground becomes instances for AJI (``method``: components | watershed, ``min_size``,
+            ``min_distance``; ``postprocess.segmentation.foreground_to_instances``).
         speed: ``channels_last``, ``compile``, ``compile_mode`` (``TaskModule.configure_speed``).
         teacher: self-training with an EMA teacher (``modules.teacher.MeanTeacher``: ``momentum``,
             ``threshold``, ``start``); ``None`` (default) trains without one.
@@ -98,9 +104,10 @@ class SegmentationModule(TaskModule):
 
     def segment(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Foreground (B, H, W) bool and instance maps (B, H, W) int32 on the CPU from logits."""
-        foreground = foreground_from_logits(logits).cpu()
+        threshold, options = split_threshold(self.postprocess_cfg)
+        foreground = foreground_from_logits(logits, threshold).cpu()
         instances = torch.stack([
-            torch.from_numpy(foreground_to_instances(fg, **self.postprocess_cfg)) for fg in foreground.numpy()
+            torch.from_numpy(foreground_to_instances(fg, **options)) for fg in foreground.numpy()
         ])
         return foreground, instances
 

@@ -2,7 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ece_lightning.analysis.postprocess_search import aji_of, best_setting, candidate_grid, score_settings
+from ece_lightning.analysis.postprocess_search import (
+    aji_of,
+    best_setting,
+    candidate_grid,
+    score_settings,
+    scores_of,
+)
 
 
 def _two_touching_discs(size=48, radius=9):
@@ -35,3 +41,28 @@ def test_the_best_setting_is_the_best_mean_over_runs():
     scores = score_settings(samples, grid)
     assert isinstance(scores, pd.DataFrame) and len(scores) == 4 and set(scores["run"]) == {"a", "b"}
     assert best_setting(scores) == grid[1]
+
+
+def test_thresholds_multiply_the_grid_and_are_checked():
+    grid = candidate_grid(min_distances=(4, 8), min_sizes=(0,), thresholds=(0.4, 0.6))
+    assert len(grid) == 2 * 3 and {"threshold": 0.6, "method": "components", "min_size": 0, "min_distance": 0} in grid
+    with pytest.raises(ValueError, match="threshold 1.0 must lie in"):
+        candidate_grid(thresholds=(1.0,))
+
+
+def test_a_threshold_on_margins_shrinks_the_foreground():
+    """A blurred disc: the margin falls from the centre outwards, so a higher threshold keeps a smaller disc."""
+    yy, xx = np.mgrid[:40, :40]
+    radius = np.hypot(yy - 20, xx - 20)
+    target = (radius <= 10).astype(np.int32)
+    margin = (12.0 - radius).astype(np.float32)  # probability 0.5 at radius 12: over-segmented at 0.5
+    samples = [(margin, target)]
+    setting = {"method": "components", "min_size": 0, "min_distance": 0}
+    at_half = scores_of(samples, setting)
+    tight = scores_of(samples, {"threshold": 0.88, **setting})  # logit(0.88) ~ 2: radius 10
+    assert at_half["aji"] < tight["aji"] and at_half["dice"] < tight["dice"]
+    assert tight["dice"] > 0.97 and aji_of(samples, {"threshold": 0.88, **setting}) == tight["aji"]
+    # a boolean foreground is already decided: only the default threshold applies to it
+    assert aji_of([(margin > 0, target)], setting) == at_half["aji"]
+    with pytest.raises(ValueError, match="needs foreground margins"):
+        aji_of([(margin > 0, target)], {"threshold": 0.7, **setting})

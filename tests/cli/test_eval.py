@@ -91,6 +91,14 @@ def test_post_processing_can_be_changed_at_evaluation(segmentation_run, tmp_path
     assert merged["test/aji"] < trained["test/aji"]  # no synthetic nucleus has 1000 pixels: every object dropped
 
 
+def test_the_foreground_threshold_can_be_changed_at_evaluation(segmentation_run, tmp_path):
+    trained, _, _ = _evaluate(segmentation_run, tmp_path / "trained", "pictures=0")
+    strict, _, _ = _evaluate(segmentation_run, tmp_path / "strict", "pictures=0", "+postprocess.threshold=0.9")
+    assert "threshold" not in trained["postprocess"] and strict["postprocess"]["threshold"] == 0.9
+    assert strict["test/fg_ratio"] < trained["test/fg_ratio"]  # fewer pixels above 0.9 than above 0.5
+    assert strict["test/dice"] != trained["test/dice"]
+
+
 def test_another_dataset_than_the_training_one(segmentation_run, tmp_path):
     """A synthetic-trained model evaluated on a dataset in a native format (CPM-15's layout, fixture files)."""
     raw = native.write_cpm15_miccai(tmp_path / "raw", count=8)
@@ -118,6 +126,7 @@ def test_on_the_real_cpm15_test_split(segmentation_run, tmp_path):
     (["batch_size=0"], "batch_size=0 must be an integer >= 1"),
     (["+postprocess.min_distance=-1"], "postprocess.min_distance=-1 must be an integer >= 0"),
     (["+postprocess.markers=3"], "postprocess.markers"),
+    (["+postprocess.threshold=1.5"], "postprocess.threshold=1.5 must be a number in (0, 1)"),
 ])
 def test_bad_input_is_named_and_nothing_is_written(segmentation_run, tmp_path, args, message):
     not_a_checkpoint = tmp_path / "notes.ckpt"

@@ -55,6 +55,20 @@ def test_trained_model_on_a_tiff(trained, tmp_path):
     assert again.returncode == 0 and "already holds this prediction" in again.stdout
 
 
+def test_the_runs_foreground_threshold_serves_prediction(trained, tmp_path):
+    """A run trained with task.postprocess.threshold predicts with it unless segmentation.threshold is given."""
+    import torch
+
+    checkpoint = torch.load(trained[0], map_location="cpu", weights_only=False)
+    checkpoint["hyper_parameters"]["postprocess"] = {**checkpoint["hyper_parameters"].get("postprocess", {}),
+                                                     "threshold": 0.8}
+    torch.save(checkpoint, tmp_path / "strict.ckpt")
+    assert load_predictor(trained[0], device="cpu").threshold == 0.5
+    predictor = load_predictor(tmp_path / "strict.ckpt", device="cpu")
+    assert predictor.threshold == 0.8 and "threshold" not in predictor.postprocess
+    assert load_predictor(tmp_path / "strict.ckpt", device="cpu", segmentation={"threshold": 0.3}).threshold == 0.3
+
+
 @pytest.mark.parametrize("args,message", [
     (["checkpoint=missing.ckpt"], "checkpoint=missing.ckpt: no such file"),
     (["input=nowhere.svs"], "nowhere.svs: no such file"),
