@@ -30,6 +30,8 @@ def test_foreground_bfloat16_and_one_class_refused():
     assert torch.equal(foreground_from_logits(logits), logits.argmax(dim=1) > 0)
     with pytest.raises(ValueError, match=">= 2 classes"):
         foreground_from_logits(torch.randn(2, 1, 8, 8))
+    with pytest.raises(ValueError, match=">= 2 classes"):
+        foreground_from_logits(torch.randn(2, 1, 8, 8), threshold=0.7)
 
 
 @pytest.mark.parametrize("classes", [2, 3])
