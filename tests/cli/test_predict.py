@@ -13,14 +13,17 @@ from ece_lightning.postprocess.segmentation import foreground_to_instances
 
 from .helpers import run_cli
 
-TRAIN = ["trainer.max_epochs=20", "model.base_channels=8", "model.depth=3", "dataset.image_size=96",
+# 30 epochs: at 20, seeds 1 and 2 still predicted nothing (a fixture that trains or not by the machine's rounding).
+# min_size=10 as in the real-data recipes: specks of a few pixels near the 0.5 boundary are what tiling changes
+# (seed 0 at 20 epochs: 91 objects under 10 px tiled against 45 in one pass, 427 against 420 above).
+TRAIN = ["trainer.max_epochs=30", "task.postprocess.min_size=10", "model.base_channels=8", "model.depth=3", "dataset.image_size=96",
          "dataset.num_train=64", "dataset.num_val=2", "dataset.num_test=2", "dataset.batch_size=8",
          "optimizer.lr=3e-3", "logger=none"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A small U-Net trained by ece-train on synthetic tiles (test Dice about 0.69, 20 s), and a 768 x 768 synthetic TIFF it has not seen."""
+    """A small U-Net trained by ece-train on synthetic tiles (about 30 s), and a 768 x 768 synthetic TIFF it has not seen."""
     root = tmp_path_factory.mktemp("predict")
     result = run_cli("ece-train", *TRAIN, f"hydra.run.dir={root / 'run'}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -43,12 +46,15 @@ def test_trained_model_on_a_tiff(trained, tmp_path):
     assert len(objects) == summary["objects"] > 0
     # Tiling changes (nearly) nothing: the objects of one pass over the whole image, with the same model.
     predictor = load_predictor(checkpoint, device="cpu")
-    single = foreground_to_instances(predictor(image[None])[0] >= 0.5, **predictor.postprocess).max()
+    whole = predictor(image[None])[0] >= 0.5
+    single = foreground_to_instances(whole, **predictor.postprocess).max()
     assert abs(len(objects) - single) <= max(2, 0.02 * single)
-    # ... and a trained model finds about as many nuclei as the image holds.
-    assert 0.6 * instances.max() <= len(objects) <= 1.4 * instances.max()
     probability = tifffile.imread(out / "probability.tif")
     assert probability.shape == image.shape[:2] and probability.dtype == np.uint8
+    tiled = probability >= 128
+    assert 2 * (tiled & whole).sum() / (tiled.sum() + whole.sum()) >= 0.98  # seeds 0-3: 0.991-0.997
+    # ... and a trained model finds the nuclei: components merge touching ones (seeds 0-3: 0.63-0.68 of the 627).
+    assert 0.5 * instances.max() <= len(objects) <= 1.4 * instances.max()
     # Started again: the finished folder is reported, not redone.
     again = run_cli("ece-predict", f"checkpoint={checkpoint}", f"input={image_path}", f"output={out}", "tile=128",
                     "overlap=32", "geojson.gzip=true")
