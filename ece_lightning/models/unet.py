@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 NORMS = ("none", "batch", "group")
+INPUT_NORMS = ("none", "image")
 
 
 def _norm_layer(norm: str, channels: int) -> nn.Module:
@@ -43,15 +44,21 @@ class UNet(nn.Module):
         depth: number of poolings (paper: 4). Inputs must have sides divisible by ``2**depth``.
         norm: normalisation after every 3x3 conv: ``none`` (the original U-Net, the default), ``batch``
             (BatchNorm2d) or ``group`` (GroupNorm, up to 8 groups). Normalised U-Nets train faster early.
+        input_norm: ``none`` (the default: the image as the data module gives it, RGB / 255) or ``image``:
+            every input is standardised per channel to mean 0 and std 1 over its own pixels before the first
+            conv, so a faint (low-contrast) image and a strongly stained one reach the net on the same scale.
+            With training crops the statistics are those of the crop, at whole-image evaluation of the image.
     """
 
     task = "segmentation"
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, base_channels: int = 64, depth: int = 4,
-                 norm: str = "none"):
+                 norm: str = "none", input_norm: str = "none"):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm={norm!r} is not one of {', '.join(NORMS)}")
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm={input_norm!r} is not one of {', '.join(INPUT_NORMS)}")
         if in_channels < 1 or num_classes < 1 or base_channels < 1:
             raise ValueError(
                 f"in_channels={in_channels}, num_classes={num_classes} and base_channels={base_channels} "
@@ -60,6 +67,8 @@ class UNet(nn.Module):
         if depth < 1:
             raise ValueError(f"depth={depth} must be >= 1 (the number of 2x2 poolings)")
         self.depth = depth
+        # eps (a std floor of 0.01, 2.5 grey levels) keeps a blank input from having its noise amplified.
+        self.input_norm = nn.InstanceNorm2d(in_channels, eps=1e-4) if input_norm == "image" else nn.Identity()
         widths = [base_channels * 2**level for level in range(depth + 1)]
         self.encoders = nn.ModuleList()
         channels = in_channels
@@ -81,6 +90,7 @@ class UNet(nn.Module):
             raise ValueError(
                 f"U-Net of depth {self.depth} needs input sides divisible by {multiple}, got {tuple(x.shape[-2:])}"
             )
+        x = self.input_norm(x)
         skips = []
         for encoder in self.encoders:
             x = encoder(x)
