@@ -24,8 +24,10 @@ HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 UNFINGERPRINTED = ("paths", "logger", "tags", "resume", "gpu_pool")
 UNFINGERPRINTED_CALLBACKS = ("checkpoint", "progress_bar")
 UNFINGERPRINTED_LOADER = ("num_workers", "pin_memory", "persistent_workers")
-#: (group, key) added after runs were fingerprinted; at null they are left out, so those runs still count as finished
-ADDED_OFF_KEYS = (("task", "teacher"), ("task", "fixed_box_size"), ("dataset", "point_labels"))
+#: (group, key, value when off) added after runs were fingerprinted; switched off they are left out, so those runs
+#: still count as finished
+ADDED_OFF_KEYS = (("task", "teacher", None), ("task", "fixed_box_size", None), ("dataset", "point_labels", None),
+                  ("model", "input_norm", "none"))
 
 
 def config_fingerprint(cfg: DictConfig, layout: str = "current") -> str:
@@ -47,8 +49,8 @@ def config_fingerprint(cfg: DictConfig, layout: str = "current") -> str:
         plain.pop(key, None)
     for key in UNFINGERPRINTED_LOADER:
         plain.get("dataset", {}).pop(key, None)
-    for group, key in ADDED_OFF_KEYS:  # keys added later: switched off, they change nothing a run learns
-        if isinstance(plain.get(group), dict) and plain[group].get(key, "absent") is None:
+    for group, key, off in ADDED_OFF_KEYS:  # keys added later: switched off, they change nothing a run learns
+        if isinstance(plain.get(group), dict) and key in plain[group] and plain[group][key] == off:
             plain[group].pop(key)
     callbacks = plain.get("callbacks") or {}
     if layout == "current":

@@ -34,3 +34,15 @@ def test_the_point_label_keys_switched_off_leave_the_fingerprint_of_earlier_dete
     assert config_fingerprint(cfg) == config_fingerprint(before_the_keys)
     from_points = _config("experiment=cpm15_detection", "dataset.point_labels={box_size: 20}")
     assert config_fingerprint(from_points) != config_fingerprint(cfg)
+
+
+def test_the_unet_input_norm_switched_off_leaves_the_fingerprint_of_earlier_runs():
+    """Runs finished before ``model.input_norm`` existed (then always off) still count as finished."""
+    cfg = _config("model.input_norm=none")
+    before_the_key = cfg.copy()
+    with open_dict(before_the_key):
+        del before_the_key.model["input_norm"]
+    assert config_fingerprint(cfg) == config_fingerprint(before_the_key)
+    assert config_fingerprint(cfg, "v2") == config_fingerprint(before_the_key, "v2")
+    assert _config().model.input_norm == "image"  # the benchmark recipe's choice
+    assert config_fingerprint(_config()) != config_fingerprint(cfg)
