@@ -22,6 +22,23 @@ def is_binary(logits: torch.Tensor, target: torch.Tensor) -> bool:
     return False
 
 
+def near_annotations(annotated: torch.Tensor, margin: int) -> torch.Tensor | None:
+    """The boolean mask of elements within ``margin`` pixels (Chebyshev distance) of an annotated one, annotated
+    ones included, over the last two axes of ``annotated`` (N, H, W, ...); None where ``margin`` is 0 or the
+    mask is not image-shaped (fewer than 3 axes)."""
+    if not margin or annotated.dim() < 3:
+        return None
+    near = annotated
+    for axis in (-2, -1):  # a square dilation is a max over rows, then over columns
+        grown = near.clone()
+        size = near.shape[axis]
+        for shift in range(1, min(margin, size - 1) + 1):
+            grown.narrow(axis, shift, size - shift).logical_or_(near.narrow(axis, 0, size - shift))
+            grown.narrow(axis, 0, size - shift).logical_or_(near.narrow(axis, shift, size - shift))
+        near = grown
+    return near
+
+
 def check_reduction(reduction: str) -> str:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not one of {', '.join(REDUCTIONS)}")

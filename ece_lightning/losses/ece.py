@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ce import check_reduction, is_binary
+from .ce import check_reduction, is_binary, near_annotations
 from .schedules import SigmoidSchedule
 
 VARIANTS = ("ece", "reference")
@@ -177,17 +177,7 @@ class ExclusiveCrossEntropy(nn.Module):
 
     def _annotated_context(self, annotated: torch.Tensor) -> torch.Tensor | None:
         """Elements within ``annotation_margin`` (Chebyshev distance) of an annotated one."""
-        if not self.annotation_margin or annotated.dim() < 3:
-            return None
-        near = annotated
-        for axis in (-2, -1):  # a square dilation is a max over rows, then over columns
-            grown = near.clone()
-            size = near.shape[axis]
-            for shift in range(1, min(self.annotation_margin, size - 1) + 1):
-                grown.narrow(axis, shift, size - shift).logical_or_(near.narrow(axis, 0, size - shift))
-                grown.narrow(axis, 0, size - shift).logical_or_(near.narrow(axis, shift, size - shift))
-            near = grown
-        return near
+        return near_annotations(annotated, self.annotation_margin)
 
     def _weight(self, terms: _Terms, plain: torch.Tensor) -> torch.Tensor:
         """Per-element weight (no gradient): 1 on annotated elements and their context, else

@@ -31,6 +31,12 @@ annotated share pi_a = |A|/n of the batch: the batch holds about pi_a / sparsity
 pi_u = pi_a (1 - sparsity) / (sparsity (1 - pi_a)). A number instead fixes the total object share pi of the
 images (e.g. measured on exhaustively annotated images); then pi_u = (pi - pi_a) / (1 - pi_a), at least 0.
 ``prior_scale`` multiplies pi_u (a sensitivity check: x0.5, x2).
+
+**Annotated context** (``annotation_margin`` > 0, image-shaped targets): unannotated pixels within that many
+pixels of an annotated object are *labelled negatives* (cross-entropy as background), not unlabeled: whoever
+outlined an object also saw that its surroundings are background, so the gap between a nucleus and its
+neighbour is learned, not left to the prior (positive-negative-unlabeled learning). They leave the
+unlabeled set; the hidden objects (pi_u times the unannotated count) are all taken to lie in the rest.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ce import check_reduction, is_binary
+from .ce import check_reduction, is_binary, near_annotations
 
 SURROGATES = ("sigmoid", "log")
 
@@ -59,12 +65,15 @@ class PositiveUnlabeledRisk(nn.Module):
         beta: the negative risk may fall to ``-beta`` (>= 0) before the correction step is taken (paper: 0).
         gamma: step size factor (>= 0) of the correction step (paper: 1); 0 clamps instead: the negative risk
             counts as 0 and only the positive risk is descended, ``positive + max(0, negative)``.
+        annotation_margin: pixels (>= 0, Chebyshev distance) around annotated objects that count as labelled
+            background instead of unlabeled (0 = off; needs image-shaped targets (N, H, W, ...)).
         reduction: ``mean`` (over all elements), ``sum``, or ``none``: per-element contributions whose mean is
             the ``mean`` value (the correction is decided on the whole batch).
     """
 
     def __init__(self, sparsity: float = 1.0, prior: str | float = "auto", prior_scale: float = 1.0,
-                 surrogate: str = "sigmoid", beta: float = 0.0, gamma: float = 1.0, reduction: str = "mean"):
+                 surrogate: str = "sigmoid", beta: float = 0.0, gamma: float = 1.0, annotation_margin: int = 0,
+                 reduction: str = "mean"):
         super().__init__()
         if not 0.0 < sparsity <= 1.0:
             raise ValueError(f"sparsity={sparsity} must lie in (0, 1]: the share of objects annotated")
@@ -80,7 +89,10 @@ class PositiveUnlabeledRisk(nn.Module):
         if not beta >= 0 or not gamma >= 0:
             raise ValueError(f"beta={beta} and gamma={gamma} must be >= 0")
         self.sparsity, self.prior, self.prior_scale = float(sparsity), prior, float(prior_scale)
+        if isinstance(annotation_margin, bool) or int(annotation_margin) != annotation_margin or annotation_margin < 0:
+            raise ValueError(f"annotation_margin={annotation_margin} must be a whole number of pixels >= 0")
         self.surrogate, self.beta, self.gamma = surrogate, float(beta), float(gamma)
+        self.annotation_margin = int(annotation_margin)
         self.reduction = check_reduction(reduction)
 
     def unlabeled_prior(self, annotated_share: torch.Tensor) -> torch.Tensor:
@@ -104,6 +116,11 @@ class PositiveUnlabeledRisk(nn.Module):
             return self._fused(logits, target, binary)
         return self._elementwise(logits, target, binary)
 
+    def _context(self, annotated: torch.Tensor) -> torch.Tensor | None:
+        """Unannotated elements within ``annotation_margin`` of an annotated one (labelled negatives), or None."""
+        near = near_annotations(annotated, self.annotation_margin)
+        return None if near is None else near & ~annotated
+
     def _hidden(self, annotated: torch.Tensor) -> torch.Tensor:
         """pi_u |U| / |A|: the hidden objects each annotated element stands for (0 without annotations)."""
         n = float(annotated.numel())
@@ -124,8 +141,9 @@ class PositiveUnlabeledRisk(nn.Module):
             soft_target = annotated.float()
         with torch.no_grad():
             hidden = float(self._hidden(annotated))
-        total = _PositiveUnlabeledMargin.apply(logits, margin, soft_target, annotated, hidden, self.surrogate == "log",
-                                               self.beta, self.gamma)
+            context = self._context(annotated)
+        total = _PositiveUnlabeledMargin.apply(logits, margin, soft_target, annotated, context, hidden,
+                                               self.surrogate == "log", self.beta, self.gamma)
         return total / margin.numel() if self.reduction == "mean" else total
 
     def _elementwise(self, logits: torch.Tensor, target: torch.Tensor, binary: bool) -> torch.Tensor:
@@ -149,9 +167,11 @@ class PositiveUnlabeledRisk(nn.Module):
         n = float(mask.numel())
         with torch.no_grad():
             hidden = self._hidden(annotated)  # each annotated element stands for this many hidden objects
+            context = self._context(annotated)
+        labelled = mask if context is None else mask + context.float()  # labelled_ce is -log p_bg on the context
         # The negative risk, per element: unlabeled elements as background minus the hidden objects' share.
-        negative_terms = (1.0 - mask) * negative_loss - mask * hidden * negative_loss
-        positive_terms = mask * (labelled_ce + hidden * positive_loss)
+        negative_terms = (1.0 - labelled) * negative_loss - mask * hidden * negative_loss
+        positive_terms = labelled * labelled_ce + mask * hidden * positive_loss
         negative_risk = negative_terms.sum() / n
         correct = (negative_risk < -self.beta).detach()
         corrected = positive_terms if self.gamma == 0 else -self.gamma * negative_terms
@@ -165,18 +185,25 @@ class PositiveUnlabeledRisk(nn.Module):
 
 class _PositiveUnlabeledMargin(torch.autograd.Function):
     """The summed PU risk of binary or two-class logits from the margin z (object minus background logit),
-    soft targets y on the annotated mask a and the hidden-object weight h, with the backward written out.
+    soft targets y on the annotated mask a, the labelled-negative context mask c (or None) and the
+    hidden-object weight h, with the backward written out.
 
     With the log surrogate the hidden objects' positive and negative terms of an annotated element add up to
-    -h z, so the uncorrected risk is sum(softplus(z) - a (y + h) z): cross-entropy against the target
-    a (y + h). The negative risk is sum(l-(z) (1 - a (1 + h))), l- = softplus(z) (log) or sigmoid(z)."""
+    -h z, so the uncorrected risk is sum(softplus(z) - a (y + h) z) without context: cross-entropy against the
+    target a (y + h). The negative risk is sum(l-(z) (1 - c - a (1 + h))), l- = softplus(z) (log) or sigmoid(z);
+    the context adds sum(c softplus(z)) to the labelled (positive) part."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, margin: torch.Tensor, soft_target: torch.Tensor, annotated: torch.Tensor,
-                hidden: float, log_surrogate: bool, beta: float, gamma: float) -> torch.Tensor:
+                context: torch.Tensor | None, hidden: float, log_surrogate: bool, beta: float,
+                gamma: float) -> torch.Tensor:
         mask = annotated.to(margin.dtype)
+        context = None if context is None else context.to(margin.dtype)
         softplus = F.softplus(margin)
-        negative_weight = mask.mul(-(1.0 + hidden)).add_(1.0)  # 1 on unlabeled elements, -h on annotated ones
+        # 1 on unlabeled elements, -h on annotated ones, 0 on the labelled-negative context
+        negative_weight = mask.mul(-(1.0 + hidden)).add_(1.0)
+        if context is not None:
+            negative_weight.sub_(context)
         sigmoid = None if log_surrogate else torch.sigmoid(margin)
         negative = softplus if log_surrogate else sigmoid
         negative_risk = torch.dot(negative.reshape(-1), negative_weight.reshape(-1))
@@ -191,9 +218,12 @@ class _PositiveUnlabeledMargin(torch.autograd.Function):
             else:
                 hidden_terms = (sigmoid.mul(-2.0).add_(1.0) if not correct else sigmoid.neg().add_(1.0)).mul_(hidden)
             total = torch.dot(labelled.add_(hidden_terms).reshape(-1), mask.reshape(-1))
+            if context is not None:
+                total = total + torch.dot(softplus.reshape(-1), context.reshape(-1))
             if not correct:
-                total = total + torch.dot(negative.reshape(-1), (1.0 - mask).reshape(-1))
-        ctx.save_for_backward(margin, soft_target, mask)
+                unlabeled = 1.0 - mask if context is None else (1.0 - mask).sub_(context)
+                total = total + torch.dot(negative.reshape(-1), unlabeled.reshape(-1))
+        ctx.save_for_backward(margin, soft_target, mask, context)
         ctx.settings = (hidden, log_surrogate, correct, gamma)
         ctx.logits_shape = logits.shape
         ctx.two_class = logits.shape != margin.shape and logits.dim() == margin.dim() + 1 and logits.shape[1] == 2
@@ -201,12 +231,13 @@ class _PositiveUnlabeledMargin(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        margin, soft_target, mask = ctx.saved_tensors
+        margin, soft_target, mask, context = ctx.saved_tensors
         hidden, log_surrogate, correct, gamma = ctx.settings
         sigmoid = torch.sigmoid(margin)
         slope = None if log_surrogate else sigmoid * (1.0 - sigmoid)  # d sigmoid / dz
+        unlabeled = 1.0 - mask if context is None else (1.0 - mask).sub_(context)
         if correct and gamma > 0:  # -gamma d(negative risk)
-            grad = (sigmoid if log_surrogate else slope).mul(mask.mul(-(1.0 + hidden)).add_(1.0)).mul_(-gamma)
+            grad = (sigmoid if log_surrogate else slope).mul(unlabeled.sub(mask, alpha=hidden)).mul_(-gamma)
         else:
             labelled = sigmoid - soft_target
             if log_surrogate:  # d/dz of -h z, or of h softplus(-z) when clamped
@@ -214,12 +245,14 @@ class _PositiveUnlabeledMargin(torch.autograd.Function):
             else:  # of h (1 - 2 sigmoid), or of h (1 - sigmoid) when clamped
                 hidden_grad = slope.mul(-2.0 * hidden if not correct else -hidden)
             grad = labelled.add_(hidden_grad).mul_(mask)
+            if context is not None:  # d softplus(z) / dz on the labelled negatives
+                grad.addcmul_(sigmoid, context)
             if not correct:
-                grad.add_((sigmoid if log_surrogate else slope).mul(1.0 - mask))
+                grad.add_((sigmoid if log_surrogate else slope).mul(unlabeled))
         if ctx.two_class:
             grad_logits = torch.empty(ctx.logits_shape, dtype=grad.dtype, device=grad.device)
             torch.mul(grad, grad_output, out=grad_logits[:, 1])
             torch.mul(grad, -grad_output, out=grad_logits[:, 0])
         else:
             grad_logits = grad.mul_(grad_output).reshape(ctx.logits_shape)
-        return grad_logits, None, None, None, None, None, None, None
+        return grad_logits, None, None, None, None, None, None, None, None

@@ -24,10 +24,10 @@ HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 UNFINGERPRINTED = ("paths", "logger", "tags", "resume", "gpu_pool")
 UNFINGERPRINTED_CALLBACKS = ("checkpoint", "progress_bar")
 UNFINGERPRINTED_LOADER = ("num_workers", "pin_memory", "persistent_workers")
-#: (group, key, value when off) added after runs were fingerprinted; switched off they are left out, so those runs
-#: still count as finished
+#: (group, key, value when off[, the group's ``name`` it was added to]) added after runs were fingerprinted; switched
+#: off they are left out, so those runs still count as finished
 ADDED_OFF_KEYS = (("task", "teacher", None), ("task", "fixed_box_size", None), ("dataset", "point_labels", None),
-                  ("model", "input_norm", "none"))
+                  ("model", "input_norm", "none"), ("loss", "annotation_margin", 0, "pu"))
 
 
 def config_fingerprint(cfg: DictConfig, layout: str = "current") -> str:
@@ -49,9 +49,11 @@ def config_fingerprint(cfg: DictConfig, layout: str = "current") -> str:
         plain.pop(key, None)
     for key in UNFINGERPRINTED_LOADER:
         plain.get("dataset", {}).pop(key, None)
-    for group, key, off in ADDED_OFF_KEYS:  # keys added later: switched off, they change nothing a run learns
-        if isinstance(plain.get(group), dict) and key in plain[group] and plain[group][key] == off:
-            plain[group].pop(key)
+    for group, key, off, *only_name in ADDED_OFF_KEYS:  # keys added later: switched off, they change nothing learnt
+        section = plain.get(group)
+        if (isinstance(section, dict) and key in section and section[key] == off
+                and (not only_name or section.get("name") == only_name[0])):
+            section.pop(key)
     callbacks = plain.get("callbacks") or {}
     if layout == "current":
         for key in UNFINGERPRINTED_CALLBACKS:
