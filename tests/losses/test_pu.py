@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ece_lightning.losses import PositiveUnlabeledRisk, build_loss
+from ece_lightning.losses.pu import SURROGATES as SURROGATE_NAMES
 
 LOG2 = math.log(2.0)
 
@@ -174,3 +175,89 @@ def test_the_fused_two_class_path_equals_the_elementwise_terms(surrogate, gamma,
         grads.append(x.grad)
     torch.testing.assert_close(values[0], values[1])
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_annotated_context_is_labelled_background_not_unlabeled():
+    # One row of a 1x1x5 image, the middle pixel annotated, margin 1: pixels 1 and 3 are labelled background,
+    # pixels 0 and 4 stay unlabeled. Sparsity 0.5: pi_a = 1/5, pi_u = (1/5)(1/2) / ((1/2)(4/5)) = 1/4, and the
+    # annotated pixel stands for pi_u |U| / |A| = 1 hidden object (|U| = 4: the context is unannotated too).
+    # Logits 0, log surrogate: every term is log 2, so
+    # R = (1/5) [log2 + 1 * log2  +  2 log2 (context as background)]  +  (1/5) [2 log2 - 1 * log2] = 5 log2 / 5.
+    logits, target = torch.zeros(1, 1, 5), torch.tensor([[[0.0, 0.0, 1.0, 0.0, 0.0]]])
+    loss = PositiveUnlabeledRisk(sparsity=0.5, surrogate="log", annotation_margin=1)
+    torch.testing.assert_close(loss(logits, target), torch.tensor(LOG2))
+    # With the bounded sigmoid surrogate, a context pixel confident it is a nucleus (logit 3) costs its full
+    # cross-entropy as background, softplus(3); unlabeled, it would cost sigmoid(3) at most 1. Sigmoid terms at
+    # logit 0 are 0.5: R = (1/5) [log2 + 0.5 + softplus(3) + log2] + (1/5) [2 * 0.5 - 1 * 0.5].
+    logits = torch.tensor([[[0.0, 3.0, 0.0, 0.0, 0.0]]])
+    three = torch.tensor(3.0)
+    expected = (2 * LOG2 + 0.5 + F.softplus(three) + 0.5) / 5
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.5, annotation_margin=1)(logits, target), expected)
+    # Without the context: R = (1/5) [log2 + 0.5] + (1/5) [0.5 + sigmoid(3) + 0.5 + 0.5 - 0.5].
+    without = PositiveUnlabeledRisk(sparsity=0.5)(logits, target)
+    torch.testing.assert_close(without, (LOG2 + 0.5 + 1.0 + torch.sigmoid(three)) / 5)
+    # Margin 0 is the PU risk as before, and targets without two spatial axes have no context.
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.5, annotation_margin=0)(logits, target), without)
+    flat = torch.tensor([0.0, 3.0, 0.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0])
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=0.5, annotation_margin=1)(*flat),
+                               PositiveUnlabeledRisk(sparsity=0.5)(*flat))
+
+
+def test_annotated_context_without_hidden_objects_is_cross_entropy():
+    # With no hidden objects (a fixed prior of 0) the context, labelled background, and the unlabeled pixels,
+    # scored as background by the log surrogate, make cross-entropy; at sparsity 1 torch's own, as loss=ce.
+    logits = torch.randn(2, 2, 7, 7)
+    target = torch.zeros(2, 7, 7, dtype=torch.long)
+    target[:, 2, 2] = 1
+    risk = PositiveUnlabeledRisk(sparsity=0.3, prior=0.0, surrogate="log", annotation_margin=2)
+    torch.testing.assert_close(risk(logits, target), F.cross_entropy(logits, target))
+    torch.testing.assert_close(PositiveUnlabeledRisk(sparsity=1.0, annotation_margin=3)(logits, target),
+                               F.cross_entropy(logits, target))
+
+
+@pytest.mark.parametrize("surrogate", ["log", "sigmoid"])
+@pytest.mark.parametrize("gamma", [1.0, 0.0])
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("overfit", [False, True])
+def test_annotated_context_fused_path_equals_the_elementwise_terms(surrogate, gamma, binary, overfit):
+    generator = torch.Generator().manual_seed(1)
+    target = (torch.rand(2, 12, 12, generator=generator) < 0.05).long()
+    margin = torch.randn(2, 12, 12, generator=generator)
+    criterion = PositiveUnlabeledRisk(sparsity=0.3, surrogate=surrogate, gamma=gamma, annotation_margin=1)
+    if overfit:
+        margin = margin * 0.5 + torch.where(target > 0, 5.0, -6.0)
+        annotated = target > 0
+        unlabeled = 1.0 - annotated.float() - criterion._context(annotated).float()
+        negative = F.softplus(margin) if surrogate == "log" else torch.sigmoid(margin)
+        assert (negative * (unlabeled - annotated.float() * criterion._hidden(annotated))).sum() < 0
+    logits = margin.clone() if binary else torch.stack([torch.zeros_like(margin), margin], dim=1)
+    if binary:
+        target = target.float()
+    values, grads = [], []
+    for reduction in ("mean", "none"):
+        x = logits.clone().requires_grad_()
+        criterion.reduction = reduction
+        loss = criterion(x, target).mean()
+        loss.backward()
+        values.append(loss.detach())
+        grads.append(x.grad)
+    torch.testing.assert_close(values[0], values[1])
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_annotated_context_finite_for_huge_logits(dtype):
+    generator = torch.Generator().manual_seed(2)
+    target = (torch.rand(2, 8, 8, generator=generator) < 0.2).long()
+    logits = (torch.randn(2, 2, 8, 8, generator=generator).sign() * 1e4).to(dtype).requires_grad_()
+    for surrogate in SURROGATE_NAMES:
+        logits.grad = None
+        loss = PositiveUnlabeledRisk(sparsity=0.3, surrogate=surrogate, annotation_margin=2)(logits, target)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(logits.grad.float()).all()
+
+
+@pytest.mark.parametrize("margin", [-1, 1.5, True])
+def test_annotated_context_margin_is_checked(margin):
+    with pytest.raises(ValueError, match="annotation_margin"):
+        PositiveUnlabeledRisk(annotation_margin=margin)

@@ -46,3 +46,21 @@ def test_the_unet_input_norm_switched_off_leaves_the_fingerprint_of_earlier_runs
     assert config_fingerprint(cfg, "v2") == config_fingerprint(before_the_key, "v2")
     assert _config().model.input_norm == "image"  # the benchmark recipe's choice
     assert config_fingerprint(_config()) != config_fingerprint(cfg)
+
+
+def test_the_pu_annotation_margin_switched_off_leaves_the_fingerprint_of_earlier_pu_runs():
+    """PU runs finished before ``loss.annotation_margin`` existed (then always off) still count as finished; ECE's
+    own ``annotation_margin`` (0 in ``ece_reference``) is not touched."""
+    cfg = _config("loss=pu")
+    assert cfg.loss.annotation_margin == 0
+    before_the_key = cfg.copy()
+    with open_dict(before_the_key):
+        del before_the_key.loss["annotation_margin"]
+    assert config_fingerprint(cfg) == config_fingerprint(before_the_key)
+    assert config_fingerprint(_config("loss=pu", "loss.annotation_margin=1")) != config_fingerprint(cfg)
+    reference = _config("loss=ece_reference")
+    assert reference.loss.annotation_margin == 0
+    without = reference.copy()
+    with open_dict(without):
+        del without.loss["annotation_margin"]
+    assert config_fingerprint(reference) != config_fingerprint(without)
