@@ -24,11 +24,12 @@ class LossTiming:
 
 def _candidates() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
     """torch CE as the yardstick, then each registry entry (ECE also as its reference variant, PU at sparsity
-    0.3 with both surrogates), with schedules set past the warm-up so every component is active."""
+    0.3 with both surrogates and with the annotated context), with schedules set past the warm-up so every component is active."""
     candidates: dict[str, Callable] = {"torch.cross_entropy": F.cross_entropy}
     special = {"ece": {"ece": {}, "ece (reference)": {"variant": "reference"}},
                "pu": {"pu (sparsity 0.3, log)": {"sparsity": 0.3, "surrogate": "log"},
-                      "pu (sparsity 0.3, sigmoid)": {"sparsity": 0.3, "surrogate": "sigmoid"}}}
+                      "pu (sparsity 0.3, sigmoid)": {"sparsity": 0.3, "surrogate": "sigmoid"},
+                      "pu (sparsity 0.3, sigmoid, annotation_margin 1)": {"sparsity": 0.3, "annotation_margin": 1}}}
     for name in sorted(LOSSES):
         variants = special.get(name, {name: {}})
         for label, kwargs in variants.items():

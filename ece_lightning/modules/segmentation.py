@@ -18,6 +18,7 @@ from ..postprocess.segmentation import (
     foreground_to_instances,
     split_threshold,
 )
+from ..data.targets import touching_borders
 from .base import TaskModule
 from .teacher import build_teacher
 
@@ -39,6 +40,9 @@ class SegmentationModule(TaskModule):
         speed: ``channels_last``, ``compile``, ``compile_mode`` (``TaskModule.configure_speed``).
         teacher: self-training with an EMA teacher (``modules.teacher.MeanTeacher``: ``momentum``,
             ``threshold``, ``start``); ``None`` (default) trains without one.
+        separate_touching: train with a one-pixel gap of unannotated pixels where two annotated instances
+            touch (``data.targets.touching_borders``), so the network learns a valley between them; off
+            (default): the target is every annotated pixel. Validation and test targets are never changed.
     """
 
     task = "segmentation"
@@ -46,7 +50,7 @@ class SegmentationModule(TaskModule):
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any] | None = None,
                  scheduler: dict[str, Any] | None = None,
                  postprocess: dict[str, Any] | None = None, speed: dict[str, Any] | None = None,
-                 teacher: dict[str, Any] | None = None):
+                 teacher: dict[str, Any] | None = None, separate_touching: bool = False):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         classes = model.get("num_classes", 2)
@@ -55,6 +59,9 @@ class SegmentationModule(TaskModule):
                               "classes)")
         self.build_network(model, speed)
         self.teacher = build_teacher(dict(teacher or {}), self.net, loss)
+        if not isinstance(separate_touching, bool):
+            raise ConfigError(f"task.separate_touching={separate_touching!r} must be true or false")
+        self.separate_touching = separate_touching
         with config_key("loss"):
             self.criterion = LOSSES.build(loss)
         self.pixel_state_channels = int(classes)
@@ -77,6 +84,8 @@ class SegmentationModule(TaskModule):
         return self.criterion(logits, batch["target"])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.separate_touching:
+            batch = {**batch, "target": batch["target"].masked_fill(touching_borders(batch["instances"]), 0)}
         if self.teacher is not None and self.teacher.active(self.training_progress()):
             target, pseudo = self.teacher.pseudo_targets(batch["image"], batch["target"])
             batch = {**batch, "target": target}

@@ -27,7 +27,8 @@ UNFINGERPRINTED_LOADER = ("num_workers", "pin_memory", "persistent_workers")
 #: (group, key, value when off[, the group's ``name`` it was added to]) added after runs were fingerprinted; switched
 #: off they are left out, so those runs still count as finished
 ADDED_OFF_KEYS = (("task", "teacher", None), ("task", "fixed_box_size", None), ("dataset", "point_labels", None),
-                  ("model", "input_norm", "none"), ("loss", "annotation_margin", 0, "pu"))
+                  ("model", "input_norm", "none"), ("loss", "annotation_margin", 0, "pu"),
+                  ("task", "separate_touching", False))
 
 
 def config_fingerprint(cfg: DictConfig, layout: str = "current") -> str:

@@ -11,6 +11,7 @@ def test_loss_benchmark_prints_a_ratio_for_every_registry_loss(capsys):
     rows = [line for line in out.splitlines() if line.startswith("| cpu |")]
     names = {row.split("|")[3].strip() for row in rows}
     assert {"torch.cross_entropy", "ece (reference)", "pu (sparsity 0.3, log)", "pu (sparsity 0.3, sigmoid)",
+            "pu (sparsity 0.3, sigmoid, annotation_margin 1)",
             *(set(LOSSES) - {"pu"})} <= names
     for row in rows:
         assert float(row.split("|")[5]) > 0
