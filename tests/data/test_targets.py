@@ -6,6 +6,7 @@ from ece_lightning.data.targets import (
     boxes_from_instances,
     instance_boxes,
     power_of_two_below,
+    touching_borders,
     watershed_split,
 )
 
@@ -77,3 +78,18 @@ def test_instance_boxes_of_empty_maps():
     assert boxes.shape == (0, 4) and image.shape == (0,)
     with pytest.raises(ValueError, match=r"\(B, H, W\)"):
         instance_boxes(torch.zeros((8, 8), dtype=torch.int32))
+
+
+def test_touching_borders_leave_a_one_pixel_gap_on_the_lower_id_side():
+    instances = torch.zeros(2, 7, 9, dtype=torch.int32)
+    instances[0, 1:5, 1:4], instances[0, 1:5, 4:7] = 3, 5  # side by side
+    instances[1, 1:3, 1:3], instances[1, 3:5, 3:5] = 2, 1  # corner to corner (8-neighbours)
+    instances[1, 5:7, 7:9] = 4  # touches nothing
+    borders = touching_borders(instances)
+    expected = torch.zeros_like(borders)
+    expected[0, 1:5, 3] = True  # the last column of instance 3, next to instance 5
+    expected[1, 3, 3] = True  # instance 1's corner pixel, diagonal to instance 2's
+    assert torch.equal(borders, expected)
+    assert not touching_borders(instances[1:, 5:, 5:]).any()  # instance 4 alone
+    with pytest.raises(ValueError, match=r"\(B, H, W\)"):
+        touching_borders(instances[0])
