@@ -256,13 +256,14 @@ def test_sparsity_curve_sweeps_ten_levels_and_three_seeds():
 
 
 def test_the_recommended_sparse_label_loss_composes_and_follows_sparsity():
-    cfg = _compose("loss=pu", "sparsity=0.3")
+    cfg = _compose("loss=pu_context", "sparsity=0.3")
     assert cfg.loss.name == "pu" and cfg.loss.sparsity == 0.3 and cfg.loss.surrogate == "sigmoid"
-    own_data = _compose("loss=pu", "sparsity=1.0", "loss.sparsity=0.25")  # sparse as it comes: keep every label
+    assert cfg.loss.annotation_margin == 1 and _compose("loss=pu").loss.annotation_margin == 0
+    own_data = _compose("loss=pu_context", "sparsity=1.0", "loss.sparsity=0.25")  # sparse as it comes: keep every label
     assert own_data.sparsity == 1.0 and own_data.loss.sparsity == 0.25
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         demo = compose(config_name="train", overrides=["experiment=demo"], return_hydra_config=True).hydra
-    assert "pu" in demo.sweeper.params.loss.split(",")
+    assert "pu_context" in demo.sweeper.params.loss.split(",")
 
 
 @pytest.mark.parametrize("experiment, dataset", [("cpm15_detection", "cpm15"), ("monuseg_detection", "monuseg")])
