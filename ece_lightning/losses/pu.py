@@ -142,8 +142,15 @@ class PositiveUnlabeledRisk(nn.Module):
         with torch.no_grad():
             hidden = float(self._hidden(annotated))
             context = self._context(annotated)
-        total = _PositiveUnlabeledMargin.apply(logits, margin, soft_target, annotated, context, hidden,
-                                               self.surrogate == "log", self.beta, self.gamma)
+        if self.surrogate == "sigmoid":
+            with torch.no_grad():
+                labelled = annotated.reshape(-1).nonzero().squeeze(1)
+                rim = None if context is None else context.reshape(-1).nonzero().squeeze(1)
+                targets = soft_target.reshape(-1).index_select(0, labelled)
+            total = _SigmoidMargin.apply(logits, margin, labelled, targets, rim, hidden, self.beta, self.gamma)
+        else:
+            total = _PositiveUnlabeledMargin.apply(logits, margin, soft_target, annotated, context, hidden, True,
+                                                   self.beta, self.gamma)
         return total / margin.numel() if self.reduction == "mean" else total
 
     def _elementwise(self, logits: torch.Tensor, target: torch.Tensor, binary: bool) -> torch.Tensor:
@@ -256,3 +263,72 @@ class _PositiveUnlabeledMargin(torch.autograd.Function):
         else:
             grad_logits = grad.mul_(grad_output).reshape(ctx.logits_shape)
         return grad_logits, None, None, None, None, None, None, None, None
+
+
+def _margin_gradient(ctx, grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+    """d loss / d logits from d loss / d margin: two-class logits get +grad and -grad, binary ones grad."""
+    if ctx.two_class:
+        grad_logits = torch.empty(ctx.logits_shape, dtype=grad.dtype, device=grad.device)
+        torch.mul(grad, grad_output, out=grad_logits[:, 1])
+        torch.mul(grad, -grad_output, out=grad_logits[:, 0])
+        return grad_logits
+    return grad.mul_(grad_output).reshape(ctx.logits_shape)
+
+
+class _SigmoidMargin(torch.autograd.Function):
+    """``_PositiveUnlabeledMargin`` for the sigmoid surrogate, with the annotated elements (and the labelled-negative
+    rim) as index lists: only they need the costly softplus of their cross-entropy, so every full-size pass is a
+    sigmoid, a sum or a product (on the CPU about 1.3x torch's two-class cross-entropy instead of 1.9x).
+
+    The negative risk is sum(sigmoid) - (1 + h) sum_A(sigmoid) - sum_rim(sigmoid); the labelled part is
+    sum_A(softplus(z) - y z + h l_A) + sum_rim(softplus(z)), l_A = 1 - 2 sigmoid (1 - sigmoid when clamped)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, margin: torch.Tensor, labelled: torch.Tensor, targets: torch.Tensor,
+                rim: torch.Tensor | None, hidden: float, beta: float, gamma: float) -> torch.Tensor:
+        flat = margin.reshape(-1)
+        sigmoid = torch.sigmoid(flat)
+        sigmoid_labelled = sigmoid.index_select(0, labelled)
+        sigmoid_rim = None if rim is None else sigmoid.index_select(0, rim)
+        unlabeled_sum = sigmoid.sum() - sigmoid_labelled.sum()
+        if sigmoid_rim is not None:
+            unlabeled_sum = unlabeled_sum - sigmoid_rim.sum()
+        negative_risk = unlabeled_sum - hidden * sigmoid_labelled.sum()
+        correct = bool(negative_risk < -beta * flat.numel())
+        if correct and gamma > 0:
+            total = -gamma * negative_risk
+        else:
+            z = flat.index_select(0, labelled)
+            hidden_terms = (1.0 - 2.0 * sigmoid_labelled) if not correct else (1.0 - sigmoid_labelled)
+            total = (F.softplus(z) - targets * z + hidden * hidden_terms).sum()
+            if rim is not None:
+                total = total + F.softplus(flat.index_select(0, rim)).sum()
+            if not correct:
+                total = total + unlabeled_sum
+        ctx.save_for_backward(sigmoid, labelled, targets, rim)
+        ctx.settings = (hidden, correct, gamma)
+        ctx.logits_shape = logits.shape
+        ctx.margin_shape = margin.shape
+        ctx.two_class = logits.shape != margin.shape and logits.dim() == margin.dim() + 1 and logits.shape[1] == 2
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        sigmoid, labelled, targets, rim = ctx.saved_tensors
+        hidden, correct, gamma = ctx.settings
+        sigmoid_labelled = sigmoid.index_select(0, labelled)
+        slope_labelled = sigmoid_labelled * (1.0 - sigmoid_labelled)
+        if correct and gamma > 0:  # -gamma d(negative risk): weight 1 unlabeled, -h annotated, 0 on the rim
+            grad = sigmoid * (1.0 - sigmoid)
+            grad.mul_(-gamma)
+            grad.index_copy_(0, labelled, slope_labelled * (gamma * hidden))
+            if rim is not None:
+                grad.index_fill_(0, rim, 0.0)
+        else:
+            grad = sigmoid * (1.0 - sigmoid) if not correct else torch.zeros_like(sigmoid)
+            hidden_grad = slope_labelled * (-2.0 * hidden if not correct else -hidden)
+            grad.index_copy_(0, labelled, sigmoid_labelled - targets + hidden_grad)
+            if rim is not None:  # d softplus(z) / dz on the labelled negatives
+                grad.index_copy_(0, rim, sigmoid.index_select(0, rim))
+        grad = grad.reshape(ctx.margin_shape)
+        return _margin_gradient(ctx, grad, grad_output), None, None, None, None, None, None, None

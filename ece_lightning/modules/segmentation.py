@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torchmetrics import MetricCollection
 
+from ..data.targets import touching_borders
 from ..errors import ConfigError, config_key
 from ..losses import LOSSES
 from ..losses.components import elementwise, reduce_like, split_by_annotation
@@ -18,7 +19,6 @@ from ..postprocess.segmentation import (
     foreground_to_instances,
     split_threshold,
 )
-from ..data.targets import touching_borders
 from .base import TaskModule
 from .teacher import build_teacher
 
