@@ -129,8 +129,8 @@ class PositiveUnlabeledRisk(nn.Module):
         return torch.where(n_annotated > 0, prior * (n - n_annotated) / n_annotated.clamp_min(1.0), 0.0)
 
     def _fused(self, logits: torch.Tensor, target: torch.Tensor, binary: bool) -> torch.Tensor:
-        """Two classes or binary logits: everything follows from the object-vs-background margin z, in two
-        passes forward and one backward (``_PositiveUnlabeledMargin``)."""
+        """Two classes or binary logits: everything follows from the object-vs-background margin z, with the
+        backward written out (``_SigmoidMargin``, ``_PositiveUnlabeledMargin`` for the log surrogate)."""
         if binary:
             margin = logits.reshape(target.shape)
             soft_target = target.float()
@@ -149,7 +149,7 @@ class PositiveUnlabeledRisk(nn.Module):
                 targets = soft_target.reshape(-1).index_select(0, labelled)
             total = _SigmoidMargin.apply(logits, margin, labelled, targets, rim, hidden, self.beta, self.gamma)
         else:
-            total = _PositiveUnlabeledMargin.apply(logits, margin, soft_target, annotated, context, hidden, True,
+            total = _PositiveUnlabeledMargin.apply(logits, margin, soft_target, annotated, context, hidden,
                                                    self.beta, self.gamma)
         return total / margin.numel() if self.reduction == "mean" else total
 
@@ -191,19 +191,18 @@ class PositiveUnlabeledRisk(nn.Module):
 
 
 class _PositiveUnlabeledMargin(torch.autograd.Function):
-    """The summed PU risk of binary or two-class logits from the margin z (object minus background logit),
-    soft targets y on the annotated mask a, the labelled-negative context mask c (or None) and the
-    hidden-object weight h, with the backward written out.
+    """The summed PU risk with the log surrogate, for binary or two-class logits, from the margin z (object minus
+    background logit), soft targets y on the annotated mask a, the labelled-negative context mask c (or None) and
+    the hidden-object weight h, with the backward written out (the sigmoid surrogate: ``_SigmoidMargin``).
 
-    With the log surrogate the hidden objects' positive and negative terms of an annotated element add up to
-    -h z, so the uncorrected risk is sum(softplus(z) - a (y + h) z) without context: cross-entropy against the
-    target a (y + h). The negative risk is sum(l-(z) (1 - c - a (1 + h))), l- = softplus(z) (log) or sigmoid(z);
-    the context adds sum(c softplus(z)) to the labelled (positive) part."""
+    The hidden objects' positive and negative terms of an annotated element add up to -h z, so the uncorrected
+    risk is sum(softplus(z) - a (y + h) z) without context: cross-entropy against the target a (y + h). The
+    negative risk is sum(softplus(z) (1 - c - a (1 + h))); the context adds sum(c softplus(z)) to the labelled
+    (positive) part."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, margin: torch.Tensor, soft_target: torch.Tensor, annotated: torch.Tensor,
-                context: torch.Tensor | None, hidden: float, log_surrogate: bool, beta: float,
-                gamma: float) -> torch.Tensor:
+                context: torch.Tensor | None, hidden: float, beta: float, gamma: float) -> torch.Tensor:
         mask = annotated.to(margin.dtype)
         context = None if context is None else context.to(margin.dtype)
         softplus = F.softplus(margin)
@@ -211,27 +210,22 @@ class _PositiveUnlabeledMargin(torch.autograd.Function):
         negative_weight = mask.mul(-(1.0 + hidden)).add_(1.0)
         if context is not None:
             negative_weight.sub_(context)
-        sigmoid = None if log_surrogate else torch.sigmoid(margin)
-        negative = softplus if log_surrogate else sigmoid
-        negative_risk = torch.dot(negative.reshape(-1), negative_weight.reshape(-1))
+        negative_risk = torch.dot(softplus.reshape(-1), negative_weight.reshape(-1))
         correct = bool(negative_risk < -beta * margin.numel())
         if correct and gamma > 0:
             total = -gamma * negative_risk
         else:
             # annotated elements: CE on y, plus the hidden objects' positive terms (minus their negative ones)
             labelled = softplus.addcmul(soft_target, margin, value=-1.0)
-            if log_surrogate:
-                hidden_terms = margin.mul(-hidden) if not correct else softplus.sub(margin).mul_(hidden)
-            else:
-                hidden_terms = (sigmoid.mul(-2.0).add_(1.0) if not correct else sigmoid.neg().add_(1.0)).mul_(hidden)
+            hidden_terms = margin.mul(-hidden) if not correct else softplus.sub(margin).mul_(hidden)
             total = torch.dot(labelled.add_(hidden_terms).reshape(-1), mask.reshape(-1))
             if context is not None:
                 total = total + torch.dot(softplus.reshape(-1), context.reshape(-1))
             if not correct:
                 unlabeled = 1.0 - mask if context is None else (1.0 - mask).sub_(context)
-                total = total + torch.dot(negative.reshape(-1), unlabeled.reshape(-1))
+                total = total + torch.dot(softplus.reshape(-1), unlabeled.reshape(-1))
         ctx.save_for_backward(margin, soft_target, mask, context)
-        ctx.settings = (hidden, log_surrogate, correct, gamma)
+        ctx.settings = (hidden, correct, gamma)
         ctx.logits_shape = logits.shape
         ctx.two_class = logits.shape != margin.shape and logits.dim() == margin.dim() + 1 and logits.shape[1] == 2
         return total
@@ -239,30 +233,20 @@ class _PositiveUnlabeledMargin(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         margin, soft_target, mask, context = ctx.saved_tensors
-        hidden, log_surrogate, correct, gamma = ctx.settings
-        sigmoid = torch.sigmoid(margin)
-        slope = None if log_surrogate else sigmoid * (1.0 - sigmoid)  # d sigmoid / dz
+        hidden, correct, gamma = ctx.settings
+        sigmoid = torch.sigmoid(margin)  # d softplus(z) / dz
         unlabeled = 1.0 - mask if context is None else (1.0 - mask).sub_(context)
         if correct and gamma > 0:  # -gamma d(negative risk)
-            grad = (sigmoid if log_surrogate else slope).mul(unlabeled.sub(mask, alpha=hidden)).mul_(-gamma)
+            grad = sigmoid.mul(unlabeled.sub(mask, alpha=hidden)).mul_(-gamma)
         else:
-            labelled = sigmoid - soft_target
-            if log_surrogate:  # d/dz of -h z, or of h softplus(-z) when clamped
-                hidden_grad = torch.full_like(margin, -hidden) if not correct else (sigmoid - 1.0).mul_(hidden)
-            else:  # of h (1 - 2 sigmoid), or of h (1 - sigmoid) when clamped
-                hidden_grad = slope.mul(-2.0 * hidden if not correct else -hidden)
-            grad = labelled.add_(hidden_grad).mul_(mask)
-            if context is not None:  # d softplus(z) / dz on the labelled negatives
+            # d/dz of -h z, or of h softplus(-z) when clamped
+            hidden_grad = torch.full_like(margin, -hidden) if not correct else (sigmoid - 1.0).mul_(hidden)
+            grad = (sigmoid - soft_target).add_(hidden_grad).mul_(mask)
+            if context is not None:  # the labelled negatives
                 grad.addcmul_(sigmoid, context)
             if not correct:
-                grad.add_((sigmoid if log_surrogate else slope).mul(unlabeled))
-        if ctx.two_class:
-            grad_logits = torch.empty(ctx.logits_shape, dtype=grad.dtype, device=grad.device)
-            torch.mul(grad, grad_output, out=grad_logits[:, 1])
-            torch.mul(grad, -grad_output, out=grad_logits[:, 0])
-        else:
-            grad_logits = grad.mul_(grad_output).reshape(ctx.logits_shape)
-        return grad_logits, None, None, None, None, None, None, None, None
+                grad.add_(sigmoid.mul(unlabeled))
+        return _margin_gradient(ctx, grad, grad_output), None, None, None, None, None, None, None
 
 
 def _margin_gradient(ctx, grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
@@ -278,7 +262,7 @@ def _margin_gradient(ctx, grad: torch.Tensor, grad_output: torch.Tensor) -> torc
 class _SigmoidMargin(torch.autograd.Function):
     """``_PositiveUnlabeledMargin`` for the sigmoid surrogate, with the annotated elements (and the labelled-negative
     rim) as index lists: only they need the costly softplus of their cross-entropy, so every full-size pass is a
-    sigmoid, a sum or a product (on the CPU about 1.3x torch's two-class cross-entropy instead of 1.9x).
+    sigmoid, a sum or a product (`ece-bench loss` on the CPU: 1.4x torch's cross-entropy instead of 1.9x).
 
     The negative risk is sum(sigmoid) - (1 + h) sum_A(sigmoid) - sum_rim(sigmoid); the labelled part is
     sum_A(softplus(z) - y z + h l_A) + sum_rim(softplus(z)), l_A = 1 - 2 sigmoid (1 - sigmoid when clamped)."""
