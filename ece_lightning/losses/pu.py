@@ -226,8 +226,7 @@ class _PositiveUnlabeledMargin(torch.autograd.Function):
                 total = total + torch.dot(softplus.reshape(-1), unlabeled.reshape(-1))
         ctx.save_for_backward(margin, soft_target, mask, context)
         ctx.settings = (hidden, correct, gamma)
-        ctx.logits_shape = logits.shape
-        ctx.two_class = logits.shape != margin.shape and logits.dim() == margin.dim() + 1 and logits.shape[1] == 2
+        _remember_shapes(ctx, logits, margin)
         return total
 
     @staticmethod
@@ -247,6 +246,12 @@ class _PositiveUnlabeledMargin(torch.autograd.Function):
             if not correct:
                 grad.add_(sigmoid.mul(unlabeled))
         return _margin_gradient(ctx, grad, grad_output), None, None, None, None, None, None, None
+
+
+def _remember_shapes(ctx, logits: torch.Tensor, margin: torch.Tensor) -> None:
+    """What ``_margin_gradient`` needs to turn a margin gradient back into a logits gradient."""
+    ctx.logits_shape, ctx.margin_shape = logits.shape, margin.shape
+    ctx.two_class = logits.shape != margin.shape and logits.dim() == margin.dim() + 1 and logits.shape[1] == 2
 
 
 def _margin_gradient(ctx, grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
@@ -291,9 +296,7 @@ class _SigmoidMargin(torch.autograd.Function):
                 total = total + unlabeled_sum
         ctx.save_for_backward(sigmoid, labelled, targets, rim)
         ctx.settings = (hidden, correct, gamma)
-        ctx.logits_shape = logits.shape
-        ctx.margin_shape = margin.shape
-        ctx.two_class = logits.shape != margin.shape and logits.dim() == margin.dim() + 1 and logits.shape[1] == 2
+        _remember_shapes(ctx, logits, margin)
         return total
 
     @staticmethod

@@ -162,14 +162,22 @@ def test_the_fused_two_class_path_equals_the_elementwise_terms(surrogate, gamma,
         hidden = criterion._hidden(target > 0)
         negative = F.softplus(margin) if surrogate == "log" else torch.sigmoid(margin)
         assert (negative * (1 - (target > 0).float() * (1 + hidden))).sum() < 0
+    _assert_fused_equals_elementwise(PositiveUnlabeledRisk(sparsity=0.3, surrogate=surrogate, gamma=gamma), margin,
+                                     target, binary)
+
+
+def _assert_fused_equals_elementwise(criterion: PositiveUnlabeledRisk, margin: torch.Tensor, target: torch.Tensor,
+                                     binary: bool) -> None:
+    """The fused path (``reduction="mean"``) and the element-wise terms (``"none"``, averaged) give the same value
+    and gradients, for binary logits ``margin`` or two-class logits (0, margin)."""
     logits = margin.clone() if binary else torch.stack([torch.zeros_like(margin), margin], dim=1)
     if binary:
         target = target.float()
     values, grads = [], []
     for reduction in ("mean", "none"):
         x = logits.clone().requires_grad_()
-        loss = PositiveUnlabeledRisk(sparsity=0.3, surrogate=surrogate, gamma=gamma, reduction=reduction)(x, target)
-        loss = loss.mean()
+        criterion.reduction = reduction
+        loss = criterion(x, target).mean()
         loss.backward()
         values.append(loss.detach())
         grads.append(x.grad)
@@ -230,19 +238,7 @@ def test_annotated_context_fused_path_equals_the_elementwise_terms(surrogate, ga
         unlabeled = 1.0 - annotated.float() - criterion._context(annotated).float()
         negative = F.softplus(margin) if surrogate == "log" else torch.sigmoid(margin)
         assert (negative * (unlabeled - annotated.float() * criterion._hidden(annotated))).sum() < 0
-    logits = margin.clone() if binary else torch.stack([torch.zeros_like(margin), margin], dim=1)
-    if binary:
-        target = target.float()
-    values, grads = [], []
-    for reduction in ("mean", "none"):
-        x = logits.clone().requires_grad_()
-        criterion.reduction = reduction
-        loss = criterion(x, target).mean()
-        loss.backward()
-        values.append(loss.detach())
-        grads.append(x.grad)
-    torch.testing.assert_close(values[0], values[1])
-    torch.testing.assert_close(grads[0], grads[1])
+    _assert_fused_equals_elementwise(criterion, margin, target, binary)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
