@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .unet import INPUT_NORMS
+
 OUTPUTS_PER_CELL = 5  # objectness logit, centre x, centre y, log width, log height
 
 
@@ -44,13 +46,17 @@ class YOLLO(nn.Module):
         anchor: reference box side in pixels; a raw size output of 0 means a box of this side.
         prior_probability: initial objectness probability of every cell (the head's bias), so early
             training is not dominated by the many background cells.
+        input_norm: ``none`` (the default: RGB / 255 as the data module gives it) or ``image``: every input
+            standardised per channel over its own pixels before the first conv, as ``UNet(input_norm="image")``.
     """
 
     task = "detection"
 
     def __init__(self, in_channels: int = 3, base_channels: int = 16, depth: int = 3, anchor: float = 16.0,
-                 prior_probability: float = 0.05):
+                 prior_probability: float = 0.05, input_norm: str = "none"):
         super().__init__()
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm={input_norm!r} is not one of {', '.join(INPUT_NORMS)}")
         if in_channels < 1 or base_channels < 1:
             raise ValueError(f"in_channels={in_channels} and base_channels={base_channels} must be >= 1")
         if not 1 <= depth <= 5:
@@ -60,6 +66,8 @@ class YOLLO(nn.Module):
         if not 0.0 < prior_probability < 1.0:
             raise ValueError(f"prior_probability={prior_probability} must lie in (0, 1)")
         self.depth, self.stride, self.anchor = int(depth), 2 ** int(depth), float(anchor)
+        # the same floor as the U-Net's: a blank tile keeps its noise small
+        self.input_norm = nn.InstanceNorm2d(in_channels, eps=1e-4) if input_norm == "image" else nn.Identity()
         layers: list[nn.Module] = []
         channels = in_channels
         for index in range(6):
@@ -77,4 +85,4 @@ class YOLLO(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-2] % self.stride or images.shape[-1] % self.stride:
             raise ValueError(f"input {tuple(images.shape[-2:])} must have sides divisible by the stride {self.stride}")
-        return self.head(self.body(images))
+        return self.head(self.body(self.input_norm(images)))

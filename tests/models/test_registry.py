@@ -62,21 +62,24 @@ def test_unet_rejects_sizes_it_cannot_pool():
         UNet(base_channels=2, depth=3)(torch.rand(1, 3, 20, 24))
 
 
-def test_unet_image_input_norm_makes_the_output_blind_to_each_images_contrast_and_brightness():
+@pytest.mark.parametrize("model_class", [UNet, YOLLO])
+def test_image_input_norm_makes_the_output_blind_to_each_images_contrast_and_brightness(model_class):
     torch.manual_seed(0)
-    model = UNet(base_channels=4, depth=2, input_norm="image").eval()
+    model = model_class(base_channels=4, depth=2, input_norm="image").eval()
     image = torch.rand(2, 3, 32, 32)
     # A faint copy of the first image, another gain and offset per channel for the second one.
     gain = torch.tensor([[0.3, 0.5, 0.4], [1.5, 1.2, 2.0]]).view(2, 3, 1, 1)
     offset = torch.tensor([[0.5, 0.4, 0.45], [-0.2, 0.0, -0.5]]).view(2, 3, 1, 1)
-    plain = UNet(base_channels=4, depth=2).eval()
+    plain = model_class(base_channels=4, depth=2).eval()
     with torch.no_grad():
         moved = (model(image) - model(image * gain + offset)).abs().max()
         moved_plain = (plain(image) - plain(image * gain + offset)).abs().max()
         assert moved < 2e-4 and moved_plain > 20 * moved  # only eps (a std floor) lets the faint copy differ
         assert torch.isfinite(model(torch.full((1, 3, 16, 16), 0.5))).all()  # a blank tile stays finite
     # Nothing to learn or to store: checkpoints of either setting share their keys.
-    assert model.state_dict().keys() == UNet(base_channels=4, depth=2).state_dict().keys()
+    assert model.state_dict().keys() == model_class(base_channels=4, depth=2).state_dict().keys()
+    with pytest.raises(ValueError, match="input_norm='batch' is not one of none, image"):
+        model_class(input_norm="batch")
 
 
 @pytest.mark.parametrize("bad", [{"depth": 0}, {"base_channels": 0}, {"norm": "layer"}, {"input_norm": "batch"}])

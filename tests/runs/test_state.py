@@ -1,3 +1,4 @@
+import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
@@ -36,16 +37,18 @@ def test_the_point_label_keys_switched_off_leave_the_fingerprint_of_earlier_dete
     assert config_fingerprint(from_points) != config_fingerprint(cfg)
 
 
-def test_the_unet_input_norm_switched_off_leaves_the_fingerprint_of_earlier_runs():
-    """Runs finished before ``model.input_norm`` existed (then always off) still count as finished."""
-    cfg = _config("model.input_norm=none")
+@pytest.mark.parametrize("experiment", ["cpm15_benchmark", "cpm15_detection"])
+def test_the_input_norm_switched_off_leaves_the_fingerprint_of_earlier_runs(experiment):
+    """Runs finished before ``model.input_norm`` existed (then always off; the detector's came later than the
+    U-Net's) still count as finished."""
+    cfg = _config(f"experiment={experiment}", "model.input_norm=none")
     before_the_key = cfg.copy()
     with open_dict(before_the_key):
         del before_the_key.model["input_norm"]
     assert config_fingerprint(cfg) == config_fingerprint(before_the_key)
     assert config_fingerprint(cfg, "v2") == config_fingerprint(before_the_key, "v2")
-    assert _config().model.input_norm == "image"  # the benchmark recipe's choice
-    assert config_fingerprint(_config()) != config_fingerprint(cfg)
+    assert config_fingerprint(_config(f"experiment={experiment}", "model.input_norm=image")) != config_fingerprint(cfg)
+    assert _config().model.input_norm == "image"  # the segmentation benchmark recipe's choice
 
 
 def test_the_pu_annotation_margin_switched_off_leaves_the_fingerprint_of_earlier_pu_runs():
