@@ -7,6 +7,9 @@ applied to their test images (reported, never used to choose), beside the traine
     # the foreground probability threshold too, one choice per loss (each loss calibrates differently):
     python experiments/postprocess_search.py outputs/monuseg_benchmark --runs ce:1.0 pu:0.3 \
         --thresholds 0.4 0.5 0.6 0.7 --per-loss --out experiments/results/sparse_methods/monuseg_postprocess.md
+    # test-time augmentation as one more dimension (each mode's margins computed once per run and split):
+    python experiments/postprocess_search.py outputs/cpm15_benchmark --runs ce:1.0 pu_context:0.3 --tta flips dihedral \
+        --out cpm15_tta.md
 
 Without ``--per-loss`` one setting per dataset serves every loss, so the rows stay comparable; with it each
 (loss, sparsity) gets the best setting of its own runs (``task.postprocess`` of that recipe). Validation labels are
@@ -35,18 +38,23 @@ from ece_lightning.analysis.postprocess_search import (
 )
 from ece_lightning.analysis.sweeps import values_cell
 from ece_lightning.analysis.tables import markdown
+from ece_lightning.inference.tta import TTA_MODES
 from ece_lightning.io import atomic_write_text
 from ece_lightning.runs.assembly import input_multiple, load_run_config
 from ece_lightning.runs.evaluation import _datamodule, evaluation_images, load_checkpoint_module
 
 
-def split_samples(run_dir: Path, split: str) -> tuple[object, list]:
+def split_samples(run_dir: Path, split: str, tta: str = "none") -> tuple[object, list]:
     module = load_checkpoint_module(run_dir / "checkpoints" / "last.ckpt")
+    trained = dict(module.postprocess_cfg)
+    module.override_postprocess({"tta": tta})  # the foreground margins of the averaged copies
     dataset_cfg = OmegaConf.to_container(load_run_config(run_dir).dataset, resolve=True)
     dataset_cfg.update(sparsity=1.0)
     datamodule = _datamodule(dataset_cfg, 0, input_multiple(module) or 1)
     dataset, _ = evaluation_images(datamodule, split)
-    return module, foreground_samples(module, dataset)
+    samples = foreground_samples(module, dataset)
+    module.postprocess_cfg = trained
+    return module, samples
 
 
 def _setting_text(setting: dict) -> str:
@@ -71,21 +79,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-distances", nargs="+", type=int, default=[4, 6, 8, 10, 12])
     parser.add_argument("--min-sizes", nargs="+", type=int, default=[0, 10, 20, 40])
     parser.add_argument("--per-loss", action="store_true", help="choose a setting per loss:sparsity entry")
+    parser.add_argument("--tta", nargs="+", default=["none"], choices=TTA_MODES,
+                        help="test-time augmentation modes to try (postprocess.tta; none is always among them)")
     args = parser.parse_args(argv)
+    modes = ["none", *(mode for mode in args.tta if mode != "none")]
     wanted = [(entry.split(":")[0], float(entry.split(":")[1])) for entry in args.runs]
     runs = [run for sweep in args.sweeps for run in runs_of(sweep, wanted)]
     if not runs:
         print(f"no finished runs of {', '.join(args.runs)} under {', '.join(map(str, args.sweeps))}", file=sys.stderr)
         return 2
     grid = candidate_grid(args.methods, args.min_distances, args.min_sizes, thresholds=args.thresholds)
-    val, test, trained = {}, {}, {}
+    val, test, trained = {mode: {} for mode in modes}, {mode: {} for mode in modes}, {}
     for run in runs:
         run["name"] = name = f"{run['run_dir'].parent.name}/{run['run_dir'].name}"
-        module, val[name] = split_samples(run["run_dir"], "val")
-        _, test[name] = split_samples(run["run_dir"], "test")
+        for mode in modes:
+            module, val[mode][name] = split_samples(run["run_dir"], "val", mode)
+            _, test[mode][name] = split_samples(run["run_dir"], "test", mode)
         trained[name] = dict(module.postprocess_cfg)
-        print(f"{run['loss']} @ {run['sparsity']} seed {run['seed']}: {len(val[name])} val, {len(test[name])} test tiles")
-    scores = score_settings(val, grid)
+        print(f"{run['loss']} @ {run['sparsity']} seed {run['seed']}: {len(val['none'][name])} val, "
+              f"{len(test['none'][name])} test tiles")
+    scores = pd.concat([score_settings(val[mode], grid).assign(**({"tta": mode} if len(modes) > 1 else {}))
+                        for mode in modes], ignore_index=True)
     shared = best_setting(scores)
     keys = list(shared)
     rows = []
@@ -94,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         if not group:
             continue
         chosen = best_setting(scores[scores["run"].isin(group)]) if args.per_loss else shared
-        own_test = [scores_of(test[name], trained[name]) for name in group]
-        tuned_test = [scores_of(test[name], chosen) for name in group]
-        val_own = [aji_of(val[name], trained[name]) for name in group]
+        tuned = chosen.get("tta", "none")
+        own_test = [scores_of(test[trained[name].get("tta", "none")][name], trained[name]) for name in group]
+        tuned_test = [scores_of(test[tuned][name], chosen) for name in group]
+        val_own = [aji_of(val[trained[name].get("tta", "none")][name], trained[name]) for name in group]
         val_tuned = _rows_for(scores, group, chosen)["aji"].tolist()
         rows.append({"loss @ annotated": f"{loss} @ {sparsity:.0%}", "seeds": len(group),
                      **({"chosen": _setting_text(chosen)} if args.per_loss else {}),

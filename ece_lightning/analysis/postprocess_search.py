@@ -40,7 +40,7 @@ def foreground_samples(module: Any, dataset: Any) -> list[tuple[np.ndarray, np.n
     """(foreground margin, true instances) of every tile of ``dataset`` under ``module`` (a segmentation module in
     eval mode), padding cut off as in its test loop. The margin (float32, ``postprocess.segmentation.
     foreground_margin``: the log-odds of foreground) lets every setting choose its own probability threshold;
-    > 0 is the module's own decision at 0.5 for two classes."""
+    > 0 is the module's own decision at 0.5 for two classes. The module's ``postprocess.tta`` applies."""
     from ..postprocess.segmentation import foreground_margin
 
     if getattr(module, "task", None) != "segmentation":
@@ -49,7 +49,7 @@ def foreground_samples(module: Any, dataset: Any) -> list[tuple[np.ndarray, np.n
     module.eval()
     with torch.no_grad():
         for batch in DataLoader(dataset, batch_size=1, shuffle=False):
-            outputs, batch = module.crop_to_images(module(batch["image"]), batch)
+            outputs, batch = module.crop_to_images(module.evaluation_outputs(batch["image"]), batch)
             margin = foreground_margin(outputs.float()).cpu().numpy().astype(np.float32)
             samples += list(zip(margin, batch["instances"].cpu().numpy()))
     return samples

@@ -63,12 +63,15 @@ class SegmentationTiles(TilePredictor):
         if not 0.0 < threshold < 1.0:
             raise PredictError(f"segmentation.threshold={threshold} must lie in (0, 1) (foreground probability)")
         from ..postprocess.segmentation import check_postprocess
+        from .tta import TransformAverage
 
         self.threshold = float(threshold)
         try:
             self.postprocess = check_postprocess(dict(postprocess or {}), prefix="segmentation.postprocess")
         except ValueError as error:
             raise PredictError(str(error)) from None
+        if self.postprocess.get("tta", "none") != "none":
+            self.net = TransformAverage(self.net, self.postprocess["tta"]).eval()
         if "threshold" in self.postprocess:  # load_predictor resolves it; here it would be a second, ignored one
             raise PredictError("segmentation.postprocess.threshold: pass the foreground threshold as "
                                "segmentation.threshold")
@@ -144,7 +147,10 @@ def load_predictor(checkpoint: str | Path, device: str = "auto", precision: str 
     from ..postprocess.segmentation import split_threshold
 
     segmentation = dict(segmentation or {})
-    run_threshold, postprocess = split_threshold({**run_post, **(segmentation.get("postprocess") or {})})
+    merged = {**run_post, **(segmentation.get("postprocess") or {})}
+    run_threshold, postprocess = split_threshold(merged)
+    if "tta" in merged:  # how the probabilities are made, not how they are cut: the predictor applies it
+        postprocess["tta"] = merged["tta"]
     threshold = segmentation.get("threshold")
     return SegmentationTiles(net, 2 ** net.depth, postprocess=postprocess,
                              threshold=run_threshold if threshold is None else threshold, device=device,

@@ -42,11 +42,11 @@ def segment_block(grid: TileGrid, block: tuple[int, int], probability: np.ndarra
     number of kept objects that touch the region's inner border (larger than the margin: maybe cut)."""
     from scipy import ndimage as ndi
 
-    from ..postprocess.segmentation import foreground_to_instances
+    from ..postprocess.segmentation import foreground_to_instances, split_threshold
 
     top, left, bottom, right = grid.block_region(*block)
     core = grid.block_core(*block)
-    instances = foreground_to_instances(probability >= threshold, **postprocess)
+    instances = foreground_to_instances(probability >= threshold, **split_threshold(postprocess)[1])
     count = int(instances.max())
     if count == 0:
         return empty_objects(), 0

@@ -136,9 +136,14 @@ class TaskModule(pl.LightningModule):
                        records: list[dict[str, Any]] | None = None) -> None:
         """One evaluation batch (validation, test, ``ece-eval``): outputs, the evaluation loss, the metrics (and
         with ``records`` one record of counts per sample); the padding of whole images is left out."""
-        outputs, batch = self.crop_to_images(self(batch["image"]), batch)
+        outputs, batch = self.crop_to_images(self.evaluation_outputs(batch["image"]), batch)
         loss.update(self.evaluation_loss(outputs, batch), weight=len(batch["image"]))
         self.update_metrics(metrics, outputs, batch["instances"], records=records, batch=batch)
+
+    def evaluation_outputs(self, images: torch.Tensor) -> torch.Tensor:
+        """The outputs evaluation and pictures use (a task may average augmented copies: segmentation's ``tta``);
+        training always uses ``forward``."""
+        return self(images)
 
     def crop_to_images(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -185,7 +190,7 @@ class TaskModule(pl.LightningModule):
         self.eval()
         with torch.no_grad():
             images = batch["image"][:max_images].to(self.device)
-            outputs = self(images)
+            outputs = self.evaluation_outputs(images)
         self.train(was_training)
         return images, outputs
 

@@ -10,6 +10,7 @@ from torchmetrics import MetricCollection
 
 from ..data.targets import touching_borders
 from ..errors import ConfigError, config_key
+from ..inference.tta import average_over_transforms
 from ..losses import LOSSES
 from ..losses.components import elementwise, reduce_like, split_by_annotation
 from ..metrics import AggregatedJaccardIndex, DiceScore, ForegroundRatio
@@ -36,7 +37,8 @@ class SegmentationModule(TaskModule):
         scheduler: learning-rate schedule config (``name``: none | cosine | onecycle, ``warmup``).
         postprocess: ``threshold`` (foreground probability of a pixel, default 0.5: the most likely class) and
             how the foreground becomes instances for AJI (``method``: components | watershed, ``min_size``,
-            ``min_distance``; ``postprocess.segmentation.foreground_to_instances``).
+            ``min_distance``; ``postprocess.segmentation.foreground_to_instances``); ``tta`` (none | flips |
+            dihedral: evaluation on probabilities averaged over flipped / rotated copies, ``inference.tta``).
         speed: ``channels_last``, ``compile``, ``compile_mode`` (``TaskModule.configure_speed``).
         teacher: self-training with an EMA teacher (``modules.teacher.MeanTeacher``: ``momentum``,
             ``threshold``, ``start``); ``None`` (default) trains without one.
@@ -110,6 +112,10 @@ class SegmentationModule(TaskModule):
 
     def crop_outputs(self, outputs: torch.Tensor, height: int, width: int) -> torch.Tensor:
         return outputs[..., :height, :width]
+
+    def evaluation_outputs(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of ``images``, averaged over flipped / rotated copies with ``postprocess.tta`` (``inference.tta``)."""
+        return average_over_transforms(self, images, self.postprocess_cfg.get("tta", "none"))
 
     def segment(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Foreground (B, H, W) bool and instance maps (B, H, W) int32 on the CPU from logits."""

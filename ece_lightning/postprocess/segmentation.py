@@ -52,8 +52,10 @@ def foreground_from_logits(logits: torch.Tensor, threshold: float = 0.5) -> torc
 
 def split_threshold(options: dict) -> tuple[float, dict]:
     """(foreground probability threshold, the instance options) of a checked ``postprocess`` dict: the
-    threshold decides the foreground, the rest (``foreground_to_instances``) cuts it into objects."""
+    threshold decides the foreground, the rest (``foreground_to_instances``) cuts it into objects. ``tta`` (how
+    the network's outputs are made, ``inference.tta``) is left out of both."""
     options = dict(options)
+    options.pop("tta", None)
     return float(options.pop("threshold", 0.5)), options
 
 
@@ -100,13 +102,14 @@ def foreground_to_instances(foreground: np.ndarray, method: str = "components", 
 
 
 def _postprocess_keys(threshold: float = 0.5, method: str = "components", min_size: int = 0,
-                      min_distance: int = 4) -> None:
-    """The keys a segmentation ``postprocess`` takes (``threshold``, then ``foreground_to_instances``'s)."""
+                      min_distance: int = 4, tta: str = "none") -> None:
+    """The keys a segmentation ``postprocess`` takes (``threshold``, ``foreground_to_instances``'s, and ``tta``:
+    test-time augmentation of the network's outputs, ``inference.tta.TTA_MODES``)."""
 
 
 def check_postprocess(options: dict, prefix: str = "task.postprocess") -> dict:
     """The segmentation ``postprocess`` options, checked (known keys, a registered method, sizes >= 0, a
-    ``threshold`` in (0, 1)); errors name the keys under ``prefix``."""
+    ``threshold`` in (0, 1), a ``tta`` mode); errors name the keys under ``prefix``."""
     from ..registry import RegistryError, check_arguments
 
     check_arguments(_postprocess_keys, options, prefix=prefix)
@@ -118,6 +121,10 @@ def check_postprocess(options: dict, prefix: str = "task.postprocess") -> dict:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{prefix}.{key}={value!r} must be an integer >= 0 (pixels)")
     checked = dict(options)
+    if "tta" in checked:
+        from ..inference.tta import check_tta
+
+        checked["tta"] = check_tta(checked["tta"], f"{prefix}.tta")
     if "threshold" in checked:
         value = checked["threshold"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:

@@ -66,3 +66,26 @@ def test_a_threshold_on_margins_shrinks_the_foreground():
     assert aji_of([(margin > 0, target)], setting) == at_half["aji"]
     with pytest.raises(ValueError, match="needs foreground margins"):
         aji_of([(margin > 0, target)], {"threshold": 0.7, **setting})
+
+
+def test_foreground_samples_follow_the_modules_test_time_augmentation():
+    """The search scores the margins the module's evaluation would see: with ``postprocess.tta`` those of the
+    averaged copies."""
+    import torch
+
+    from ece_lightning.analysis.postprocess_search import foreground_samples
+    from ece_lightning.inference.tta import average_over_transforms
+    from ece_lightning.modules.segmentation import SegmentationModule
+    from ece_lightning.postprocess.segmentation import foreground_margin
+
+    torch.manual_seed(0)
+    module = SegmentationModule(model={"name": "unet", "base_channels": 2, "depth": 1}, loss={"name": "ce"},
+                                postprocess={"tta": "flips"}).eval()
+    _, target = _two_touching_discs(size=16, radius=3)
+    dataset = [{"image": torch.rand(3, 16, 16), "instances": torch.from_numpy(target)}]
+    (margin, instances), = foreground_samples(module, dataset)
+    with torch.no_grad():
+        expected = foreground_margin(average_over_transforms(module, dataset[0]["image"][None], "flips"))[0]
+        plain = foreground_margin(module(dataset[0]["image"][None]))[0]
+    np.testing.assert_allclose(margin, expected.numpy(), rtol=1e-5, atol=1e-5)
+    assert np.abs(margin - plain.numpy()).max() > 1e-4 and (instances == target).all()

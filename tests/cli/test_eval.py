@@ -99,6 +99,22 @@ def test_the_foreground_threshold_can_be_changed_at_evaluation(segmentation_run,
     assert strict["test/dice"] != trained["test/dice"]
 
 
+def test_test_time_augmentation_at_evaluation(segmentation_run, tmp_path):
+    """``+postprocess.tta=dihedral``: the same model on probabilities averaged over 8 flipped / rotated copies, in
+    its own default output folder, its setting recorded."""
+    trained, _, _ = _evaluate(segmentation_run, tmp_path / "trained", "pictures=0")
+    result = run_cli("ece-eval", f"checkpoint={segmentation_run / 'checkpoints' / 'last.ckpt'}", "pictures=1",
+                     "+postprocess.tta=dihedral", f"paths.log_dir={tmp_path / 'logs'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "logs" / "eval" / segmentation_run.name / "synthetic-test-ttadihedral"
+    averaged = json.loads((out / "metrics.json").read_text())
+    assert averaged["postprocess"]["tta"] == "dihedral" and "tta" not in trained["postprocess"]
+    assert (out / "predictions.png").is_file()
+    # an average of the model's own answers: close to them, but not the same numbers
+    assert averaged["test/dice"] != trained["test/dice"]
+    assert abs(averaged["test/dice"] - trained["test/dice"]) < 0.05
+
+
 def test_another_dataset_than_the_training_one(segmentation_run, tmp_path):
     """A synthetic-trained model evaluated on a dataset in a native format (CPM-15's layout, fixture files)."""
     raw = native.write_cpm15_miccai(tmp_path / "raw", count=8)
@@ -127,6 +143,7 @@ def test_on_the_real_cpm15_test_split(segmentation_run, tmp_path):
     (["+postprocess.min_distance=-1"], "postprocess.min_distance=-1 must be an integer >= 0"),
     (["+postprocess.markers=3"], "postprocess.markers"),
     (["+postprocess.threshold=1.5"], "postprocess.threshold=1.5 must be a number in (0, 1)"),
+    (["+postprocess.tta=rot45"], "postprocess.tta='rot45' is not one of none, flips, dihedral"),
 ])
 def test_bad_input_is_named_and_nothing_is_written(segmentation_run, tmp_path, args, message):
     not_a_checkpoint = tmp_path / "notes.ckpt"

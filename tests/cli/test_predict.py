@@ -75,6 +75,25 @@ def test_the_runs_foreground_threshold_serves_prediction(trained, tmp_path):
     assert load_predictor(tmp_path / "strict.ckpt", device="cpu", segmentation={"threshold": 0.3}).threshold == 0.3
 
 
+def test_test_time_augmentation_in_prediction(trained, tmp_path):
+    """``segmentation.postprocess.tta=flips``: each tile's probability is the mean over its four flipped copies (the
+    same as the plain predictor on flipped tiles, mapped back), and a prediction with it runs end to end."""
+    checkpoint, image_path, image, _ = trained
+    plain = load_predictor(checkpoint, device="cpu")
+    averaged = load_predictor(checkpoint, device="cpu", segmentation={"postprocess": {"tta": "flips"}})
+    assert averaged.postprocess["tta"] == "flips" and "tta" not in plain.postprocess
+    tile = image[None, :128, :128]
+    by_hand = np.mean([plain(np.ascontiguousarray(tile[:, ::dy, ::dx]))[:, ::dy, ::dx].astype(np.float32)
+                       for dy in (1, -1) for dx in (1, -1)], axis=0)
+    np.testing.assert_allclose(averaged(tile).astype(np.float32), by_hand, atol=2e-3)  # float16 maps
+    out = tmp_path / "pred"
+    result = run_cli("ece-predict", f"checkpoint={checkpoint}", f"input={image_path}", f"output={out}", "tile=256",
+                     "+segmentation.postprocess.tta=flips")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["objects"] > 0 and "flips" in json.dumps(summary)
+
+
 @pytest.mark.parametrize("args,message", [
     (["checkpoint=missing.ckpt"], "checkpoint=missing.ckpt: no such file"),
     (["input=nowhere.svs"], "nowhere.svs: no such file"),
@@ -83,6 +102,7 @@ def test_the_runs_foreground_threshold_serves_prediction(trained, tmp_path):
     (["geojson.geometry=circle"], "geojson.geometry='circle' is not one of point, polygon, box"),
     (["+segmentation.postprocess.method=blobs"],
      "segmentation.postprocess.method='blobs' is not registered; valid: components, watershed"),
+    (["+segmentation.postprocess.tta=rot45"], "segmentation.postprocess.tta='rot45' is not one of none, flips, dihedral"),
     (["+geojson.shape=point"], "unknown key(s) geojson.shape; valid: enabled, gzip, geometry, class_name, colour"),
 ])
 def test_bad_input_is_named(trained, tmp_path, args, message):
