@@ -266,6 +266,10 @@ def test_the_recommended_sparse_label_loss_composes_and_follows_sparsity():
     assert "pu_context" in demo.sweeper.params.loss.split(",")
 
 
+FIRST_DETECTION_RECIPE = ["augment=none", "model.input_norm=none", "optimizer.lr=1e-3", "scheduler.name=none",
+                          "~scheduler.warmup"]
+
+
 @pytest.mark.parametrize("experiment, dataset", [("cpm15_detection", "cpm15"), ("monuseg_detection", "monuseg")])
 def test_detection_recipes_sweep_every_objectness_loss_sparsity_and_seed(experiment, dataset):
     cfg = _sweep(experiment)
@@ -275,5 +279,15 @@ def test_detection_recipes_sweep_every_objectness_loss_sparsity_and_seed(experim
     assert cfg.dataset.name == dataset and cfg.task.metrics.point_radius == 8.0 and cfg.hydra.launcher.n_jobs == 2
     for loss in params.loss.split(","):
         validate_config(_compose(f"experiment={experiment}", f"loss={loss}", "sparsity=0.1"))
-    points = _sweep(experiment.replace("detection", "points")).hydra.sweeper.params  # the points recipes narrow it
+    # the segmentation benchmark's recipe, chosen on CPM-15's validation labels (README, "The detection recipe")
+    assert cfg.model.input_norm == "image" and cfg.augment.enabled and cfg.augment.rotate90.p == 0.5
+    assert cfg.scheduler.name == "onecycle" and cfg.scheduler.warmup == 0.2 and cfg.optimizer.lr == 3e-3
+    points_cfg = _sweep(experiment.replace("detection", "points"))
+    points = points_cfg.hydra.sweeper.params  # the points recipes narrow it
     assert points.loss == "ce,ece" and points.sparsity == "0.3,1.0" and "dataset.point_labels" in points
+    assert points_cfg.model.input_norm == "image" and points_cfg.scheduler.name == "onecycle"  # the same recipe
+    # the first recipe, which the points tables were measured with, is a few overrides away
+    first = _compose(f"experiment={experiment.replace('detection', 'points')}", *FIRST_DETECTION_RECIPE)
+    assert first.model.input_norm == "none" and not first.augment.enabled and first.optimizer.lr == 1e-3
+    assert dict(first.scheduler) == {"name": "none"}
+    validate_config(first)
