@@ -41,11 +41,25 @@ def collect(root: Path) -> tuple[pd.DataFrame, list[str]]:
         data["run_dir"] = str(path.parent.relative_to(root))
         if data.get("labels") == "points":  # trained from points: its own row beside the mask-trained one
             data["loss"] = f"{data['loss']}+points"
+        data["loss"] = f"{data['loss']}{evaluation_mark(data)}"
         rows.append(data)
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame = frame.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
     return frame, problems
+
+
+def evaluation_mark(metrics: dict[str, Any]) -> str:
+    """`` (val)``, `` (trained on cpm15)``, ... for an ``ece-eval`` evaluation of another split than test or of a
+    model trained on another dataset; empty for a training run and for an evaluation of its own test split. An
+    evaluation writes its metrics under ``test/`` keys whatever it evaluated, so without the mark a validation
+    evaluation in a sweep folder would count as one more test seed of its run."""
+    if "checkpoint" not in metrics or "split" not in metrics:  # a training run
+        return ""
+    notes = [] if metrics["split"] == "test" else [str(metrics["split"])]
+    if metrics.get("trained_on") not in (None, metrics.get("dataset")):
+        notes.append(f"trained on {metrics['trained_on']}")
+    return f" ({', '.join(notes)})" if notes else ""
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:

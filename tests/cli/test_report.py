@@ -39,6 +39,28 @@ def test_report_aggregates_every_run(tmp_path, capsys):
     assert not (tmp_path / "table_detection_f1.md").exists()
 
 
+def test_evaluations_of_other_splits_or_datasets_get_rows_of_their_own(tmp_path, capsys):
+    """``ece-eval`` writes ``test/*`` keys for any split: a validation evaluation kept inside a run folder must not
+    count as one more test seed of that run, nor a cross-dataset one as a model trained there."""
+    _write(tmp_path, "run", "ce", 1.0, 0, 0.8)
+    _write(tmp_path, "run2", "ce", 1.0, 1, 0.6)
+    evaluation = {"dataset": "synthetic", "task": "segmentation", "model": "unet", "loss": "ce", "sparsity": 1.0,
+                  "seed": 0, "checkpoint": "run/checkpoints/last.ckpt", "trained_on": "synthetic", "test/aji": 0.1}
+    for name, split, dataset, dice in [("run/val", "val", "synthetic", 0.5), ("run/test", "test", "synthetic", 0.8),
+                                       ("run/cpm", "test", "cpm15", 0.3)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({**evaluation, "split": split, "dataset": dataset,
+                                                                  "test/dice": dice}))
+    assert main([str(tmp_path)]) == 0
+    capsys.readouterr()
+    frame = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(frame["loss"]) == ["ce", "ce", "ce", "ce (trained on synthetic)", "ce (val)"]
+    table = (tmp_path / "table_segmentation_dice.md").read_text()
+    assert "| synthetic | ce (val) | 0.500 |" in table and "| cpm15 | ce (trained on synthetic) | 0.300 |" in table
+    # the run's own test split evaluated again is the same model: it stays in the run's row (here a third value)
+    assert "| synthetic | ce | 0.733 ± 0.115 |" in table
+
+
 def test_report_of_an_empty_directory_fails_clearly(tmp_path):
     result = run_cli("ece-report", str(tmp_path))
     assert result.returncode == 2
