@@ -30,24 +30,22 @@ def _transposed(flip: Transform, first: bool) -> Transform:
     return (lambda x: flip(x.transpose(-2, -1))) if first else (lambda x: flip(x).transpose(-2, -1))
 
 
-def tta_transforms(mode: str) -> list[tuple[Transform, Transform]]:
-    """(transform of the input, its inverse for the output) pairs of ``mode`` (one of ``TTA_MODES``), identity
-    first. Both act on the last two (spatial) dimensions."""
-    if mode not in TTA_MODES:
-        raise ValueError(f"tta={mode!r} is not one of {', '.join(TTA_MODES)}")
-    if mode == "none":
-        return [(_flip(()), _flip(()))]
-    pairs = [(_flip(dims), _flip(dims)) for dims in _FLIPS]
-    if mode == "dihedral":
-        pairs += [(_transposed(_flip(dims), True), _transposed(_flip(dims), False)) for dims in _FLIPS]
-    return pairs
-
-
 def check_tta(mode: object, key: str = "task.postprocess.tta") -> str:
     """``mode`` if it is one of ``TTA_MODES``, else a ValueError naming ``key`` and the valid values."""
     if mode not in TTA_MODES:
         raise ValueError(f"{key}={mode!r} is not one of {', '.join(TTA_MODES)}")
     return str(mode)
+
+
+def tta_transforms(mode: str) -> list[tuple[Transform, Transform]]:
+    """(transform of the input, its inverse for the output) pairs of ``mode`` (one of ``TTA_MODES``), identity
+    first. Both act on the last two (spatial) dimensions."""
+    if check_tta(mode, "tta") == "none":
+        return [(_flip(()), _flip(()))]
+    pairs = [(_flip(dims), _flip(dims)) for dims in _FLIPS]
+    if mode == "dihedral":
+        pairs += [(_transposed(_flip(dims), True), _transposed(_flip(dims), False)) for dims in _FLIPS]
+    return pairs
 
 
 def average_over_transforms(forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
