@@ -44,17 +44,21 @@ from ece_lightning.runs.assembly import input_multiple, load_run_config
 from ece_lightning.runs.evaluation import _datamodule, evaluation_images, load_checkpoint_module
 
 
-def split_samples(run_dir: Path, split: str, tta: str = "none") -> tuple[object, list]:
+def run_samples(run_dir: Path, modes: list[str]) -> tuple[dict, dict[tuple[str, str], list]]:
+    """The run's trained post-processing and the foreground samples of its val and test images under each
+    test-time augmentation mode: the checkpoint and the data are read once."""
     module = load_checkpoint_module(run_dir / "checkpoints" / "last.ckpt")
     trained = dict(module.postprocess_cfg)
-    module.override_postprocess({"tta": tta})  # the foreground margins of the averaged copies
     dataset_cfg = OmegaConf.to_container(load_run_config(run_dir).dataset, resolve=True)
     dataset_cfg.update(sparsity=1.0)
     datamodule = _datamodule(dataset_cfg, 0, input_multiple(module) or 1)
-    dataset, _ = evaluation_images(datamodule, split)
-    samples = foreground_samples(module, dataset)
-    module.postprocess_cfg = trained
-    return module, samples
+    samples = {}
+    for split in ("val", "test"):
+        dataset, _ = evaluation_images(datamodule, split)
+        for mode in modes:
+            module.override_postprocess({"tta": mode})  # the foreground margins of the averaged copies
+            samples[split, mode] = foreground_samples(module, dataset)
+    return trained, samples
 
 
 def _setting_text(setting: dict) -> str:
@@ -92,10 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     val, test, trained = {mode: {} for mode in modes}, {mode: {} for mode in modes}, {}
     for run in runs:
         run["name"] = name = f"{run['run_dir'].parent.name}/{run['run_dir'].name}"
+        trained[name], samples = run_samples(run["run_dir"], modes)
         for mode in modes:
-            module, val[mode][name] = split_samples(run["run_dir"], "val", mode)
-            _, test[mode][name] = split_samples(run["run_dir"], "test", mode)
-        trained[name] = dict(module.postprocess_cfg)
+            val[mode][name], test[mode][name] = samples["val", mode], samples["test", mode]
         print(f"{run['loss']} @ {run['sparsity']} seed {run['seed']}: {len(val['none'][name])} val, "
               f"{len(test['none'][name])} test tiles")
     scores = pd.concat([score_settings(val[mode], grid).assign(**({"tta": mode} if len(modes) > 1 else {}))
